@@ -1,0 +1,67 @@
+# Nova: `make run` sets up and runs everything; `make test` sets up and runs the tests.
+# Both are idempotent. Prerequisites: apt-based Linux (Debian 12 / Ubuntu 22.04+),
+# Python 3.11, root or sudo for apt-get.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+# .env (optional, see .env.example) overrides the local defaults
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
+# without DJANGO_SECRET_KEY in the environment, use the generated local one
+SECRET_ENV := $(if $(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),,DJANGO_SECRET_KEY_FILE=$(CURDIR)/var/secret_key)
+MANAGE := $(SECRET_ENV) $(PY) manage.py
+
+.PHONY: run test setup venv services services-down services-status migrate seed lint clean-var
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is required, found " + sys.version'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+services: venv
+	bash infra/local/services.sh up
+
+services-down:
+	bash infra/local/services.sh down
+
+services-status:
+	bash infra/local/services.sh status
+
+# a local secret for DEBUG-off runs; never used outside this checkout
+var/secret_key:
+	@mkdir -p var
+	@$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+migrate: services var/secret_key
+	$(MANAGE) migrate --noinput
+	$(MANAGE) migrate_clickhouse
+	$(MANAGE) ensure_topics
+	$(MANAGE) collectstatic --noinput -v0
+
+run: migrate
+	@echo
+	@echo "  Nova is starting (Ctrl-C stops the processes; 'make services-down' stops the services):"
+	@echo "    web          http://127.0.0.1:8000/   (admin: /admin/, health: /healthz, /readyz, metrics: /metrics)"
+	@echo "    postgres     127.0.0.1:$${NOVA_PG_PORT:-55432}   redis 127.0.0.1:$${NOVA_REDIS_PORT:-56379}"
+	@echo "    clickhouse   127.0.0.1:$${NOVA_CH_TCP_PORT:-59000} (native), http://127.0.0.1:$${NOVA_CH_HTTP_PORT:-58123}/"
+	@echo "    kafka        127.0.0.1:$${NOVA_KAFKA_PORT:-59092}"
+	@echo
+	$(SECRET_ENV) exec honcho start -f Procfile
+
+test: services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean-var: services-down
+	rm -rf var

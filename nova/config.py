@@ -1,0 +1,39 @@
+"""Frozen groups of connection settings, built once in settings.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClickHouseConfig:
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    connect_timeout: float
+    send_receive_timeout: float
+    query_timeout: float
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str
+    # Debezium's topic.prefix: CDC topics are "<prefix>.<schema>.<table>",
+    # the others "<prefix>.events", "<prefix>.dlq.<source>".
+    topic_prefix: str
+    partitions: int
+    replication_factor: int
+    session_timeout_ms: int
+    security_protocol: str
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+    def client_config(self) -> dict[str, object]:
+        """librdkafka settings shared by every producer, consumer and admin client."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
