@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_prometheus",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "monitoring",
     "pipeline",
     "ranking",
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "nova.api.RequestTooLargeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,10 +84,17 @@ TEMPLATES = [
     },
 ]
 
+# Local defaults follow the ports of infra/local/services.sh (NOVA_*_PORT), so one
+# .env moves both the services and the settings.
+_PG_PORT = env_int("NOVA_PG_PORT", 55432)
+_REDIS_PORT = env_int("NOVA_REDIS_PORT", 56379)
+_CH_TCP_PORT = env_int("NOVA_CH_TCP_PORT", 59000)
+_KAFKA_PORT = env_int("NOVA_KAFKA_PORT", 59092)
+
 # --- Postgres: the source of truth
 DATABASES = {
     "default": parse_database_url(
-        "DATABASE_URL", env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:55432/nova")
+        "DATABASE_URL", env_str("DATABASE_URL", f"postgres://postgres@127.0.0.1:{_PG_PORT}/nova")
     )
 }
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
@@ -93,7 +103,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: feed cache, dedup marks, Celery broker
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:56379/0")
+REDIS_URL = env_str("REDIS_URL", f"redis://127.0.0.1:{_REDIS_PORT}/0")
+# every Redis key Nova writes (cache, dedup marks) starts with this
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "nova")
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 1.0)
 CACHES = {
     "default": {
@@ -103,14 +115,14 @@ CACHES = {
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
         },
-        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "nova"),
+        "KEY_PREFIX": REDIS_KEY_PREFIX,
     }
 }
 
 # --- ClickHouse: replicas, events, ranking
 CLICKHOUSE = ClickHouseConfig(
     host=env_str("CLICKHOUSE_HOST", "127.0.0.1"),
-    port=env_int("CLICKHOUSE_PORT", 59000),
+    port=env_int("CLICKHOUSE_PORT", _CH_TCP_PORT),
     database=env_str("CLICKHOUSE_DATABASE", "nova"),
     user=env_str("CLICKHOUSE_USER", "default"),
     password=env_secret("CLICKHOUSE_PASSWORD") or "",
@@ -122,13 +134,40 @@ CLICKHOUSE_SQL_DIR = BASE_DIR / "infra" / "clickhouse"
 
 # --- Kafka
 KAFKA = KafkaConfig(
-    bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092"),
+    bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_KAFKA_PORT}"),
     topic_prefix=env_str("KAFKA_TOPIC_PREFIX", "nova"),
     partitions=env_int("KAFKA_TOPIC_PARTITIONS", 6),
     replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
     session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", 6000),
     security_protocol=env_str("KAFKA_SECURITY_PROTOCOL", "plaintext"),
 )
+
+# --- REST API
+# Request bodies above this are refused with 413 (nova.api.RequestTooLargeMiddleware).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 1_048_576)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "nova.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "6000/min"),
+        "anon": env_str("API_THROTTLE_ANON", "600/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nova API",
+    "DESCRIPTION": "Social writes, events ingestion and the ranked feed.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
 
 # --- health checks
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
