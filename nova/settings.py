@@ -101,6 +101,7 @@ DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DATABASE_
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "feed.User"
 
 # --- Redis: feed cache, dedup marks, Celery broker
 REDIS_URL = env_str("REDIS_URL", f"redis://127.0.0.1:{_REDIS_PORT}/0")
