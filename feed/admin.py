@@ -31,7 +31,7 @@ class UserAdmin(DjangoUserAdmin):
 class PostAdmin(LargeTableAdmin):
     list_display = ("id", "author", "short_body", "created_at", "deleted_at")
     list_filter = ("created_at", ("deleted_at", admin.EmptyFieldListFilter))
-    search_fields = ("=id", "author__username", "body")
+    search_fields = ("author__username", "body")
     raw_id_fields = ("author",)
     list_select_related = ("author",)
     readonly_fields = ("updated_at",)
@@ -54,7 +54,7 @@ class FollowAdmin(LargeTableAdmin):
 class LikeAdmin(LargeTableAdmin):
     list_display = ("id", "user", "post_id", "created_at")
     list_filter = ("created_at",)
-    search_fields = ("user__username", "=post__id")
+    search_fields = ("user__username",)
     raw_id_fields = ("user", "post")
     list_select_related = ("user",)
 
@@ -63,7 +63,7 @@ class LikeAdmin(LargeTableAdmin):
 class CommentAdmin(LargeTableAdmin):
     list_display = ("id", "user", "post_id", "short_body", "created_at")
     list_filter = ("created_at",)
-    search_fields = ("user__username", "=post__id", "body")
+    search_fields = ("user__username", "body")
     raw_id_fields = ("user", "post")
     list_select_related = ("user",)
 

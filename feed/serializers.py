@@ -23,9 +23,16 @@ def reject_surrogates(value: str) -> None:
 
 
 class TextField(serializers.CharField):
+    """A CharField that wants a JSON string: DRF would quietly turn 12 into "12"."""
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.validators.append(reject_surrogates)
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class UserSerializer(serializers.ModelSerializer):
