@@ -1,6 +1,6 @@
 """Fill Postgres with the demo social graph of feed.demo, fast (COPY), once.
 
-1. If the demo user exists, say so and stop (unless --reset wipes the social tables).
+1. If the demo user exists, say so and stop (unless --reset empties the social tables).
 2. Generate the rows in memory (feed.demo.generate: deterministic per --seed).
 3. COPY users, then posts, follows, likes, comments and mutes, in one transaction.
 4. Give the demo user and the admin their documented local passwords; print them.
@@ -22,7 +22,11 @@ from feed.models import User
 
 DEMO_USERNAME, DEMO_PASSWORD = "demo", "demo-password"
 ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-password"
-SOCIAL_TABLES = ["comments", "likes", "mutes", "follows", "posts", "authtoken_token", "django_admin_log", "users"]
+# children before parents; DELETE rather than TRUNCATE so CDC sees ordinary row deletes
+SOCIAL_TABLES = [
+    "comments", "likes", "mutes", "follows", "posts",
+    "authtoken_token", "django_admin_log", "users_groups", "users_user_permissions", "users",
+]
 
 
 def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -84,7 +88,7 @@ class Command(BaseCommand):
         parser.add_argument("--comments-per-post", type=float, default=defaults.comments_per_post)
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument(
-            "--reset", action="store_true", help="first TRUNCATE every social table (all users, posts, tokens): local use only"
+            "--reset", action="store_true", help="first delete every row of the social tables (all users, posts, tokens): local use only"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -92,8 +96,9 @@ class Command(BaseCommand):
             self.stderr.write("--users must be at least 2 and --posts not negative")
             raise SystemExit(2)
         if options["reset"]:
-            with connection.cursor() as cursor:
-                cursor.execute(f"TRUNCATE {', '.join(SOCIAL_TABLES)} CASCADE")
+            with transaction.atomic(), connection.cursor() as cursor:
+                for table in SOCIAL_TABLES:
+                    cursor.execute(f"DELETE FROM {table}")
         elif User.objects.filter(username=DEMO_USERNAME).exists():
             self.stdout.write("Demo data already present (user 'demo' exists): nothing to do. --reset rebuilds it.")
             self._print_credentials()
