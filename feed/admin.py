@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 
 from feed.models import Comment, Follow, Like, Mute, Post, User
 
@@ -35,6 +36,8 @@ class PostAdmin(LargeTableAdmin):
     raw_id_fields = ("author",)
     list_select_related = ("author",)
     readonly_fields = ("updated_at",)
+    # Django 6 makes https the default scheme; opt in now (and silence its warning)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="body")
     def short_body(self, post: Post) -> str:
