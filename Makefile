@@ -51,6 +51,7 @@ migrate: services var/secret_key
 	$(MANAGE) collectstatic --noinput -v0
 
 run: migrate
+	$(MANAGE) seed_demo  # first start only: a no-op once the demo user exists
 	@echo
 	@echo "  Nova is starting (Ctrl-C stops the processes; 'make services-down' stops the services):"
 	@echo "    web          http://127.0.0.1:8000/   (admin: /admin/, health: /healthz, /readyz, metrics: /metrics)"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -39,3 +40,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body is over the size limit."}, status=413)
     return drf_exception_handler(exc, context)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """JSON 404 under /api/ (a client parses it); Django's HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"No route or object at {request.path}."}, status=404)
+    return page_not_found(request, exception)

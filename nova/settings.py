@@ -168,6 +168,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Social writes, events ingestion and the ranked feed.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # feed.converters.BigIntIdConverter: ids in paths are Postgres bigints
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1}},
 }
 
 # --- worker processes' /metrics endpoints (0 = off); web serves /metrics itself

@@ -6,7 +6,11 @@ from monitoring import views as monitoring_views
 
 api_v1 = [
     # each app adds its routes to its own urls.py
+    path("", include("feed.urls")),
 ]
+
+# unmatched API paths (unknown route, non-numeric or out-of-range id) answer JSON too
+handler404 = "nova.api.not_found"
 
 urlpatterns = [
     path("healthz", monitoring_views.healthz, name="healthz"),
