@@ -55,6 +55,3 @@ class CdcConfig:
     idle_confirm_interval: float
     reconnect_max_backoff: float
     relay_metrics_port: int
-    consumer_batch_size: int
-    consumer_batch_seconds: float
-    consumer_metrics_port: int

@@ -152,9 +152,6 @@ CDC = CdcConfig(
     idle_confirm_interval=env_float("CDC_RELAY_IDLE_CONFIRM_SECONDS", 1.0),
     reconnect_max_backoff=env_float("CDC_RECONNECT_MAX_BACKOFF_SECONDS", 30.0),
     relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 0),
-    consumer_batch_size=env_int("CDC_CONSUMER_BATCH_SIZE", 5_000),
-    consumer_batch_seconds=env_float("CDC_CONSUMER_BATCH_SECONDS", 0.2),
-    consumer_metrics_port=env_int("CDC_CONSUMER_METRICS_PORT", 0),
 )
 
 # --- REST API

@@ -121,7 +121,6 @@ def cdc_ns(transactional_db: None, clickhouse_db: str, tmp_path: Path) -> Iterat
         "CDC_SLOT_NAME": cdc.slot_name,
         "CDC_PUBLICATION_NAME": cdc.publication_name,
         "CDC_RELAY_POLL_SECONDS": "0.05",
-        "CDC_CONSUMER_BATCH_SECONDS": "0.2",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         "PYTHONUNBUFFERED": "1",
     }
