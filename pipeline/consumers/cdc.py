@@ -51,3 +51,11 @@ class CdcHandler:
         if rows:
             self.client.execute(insert_sql(table), rows)
             metrics.CDC_MESSAGES_PROCESSED.labels(table).inc(len(rows))
+
+
+def build_cdc_handler() -> CdcHandler:
+    from django.conf import settings
+
+    from nova.clickhouse import make_client
+
+    return CdcHandler(make_client(settings.CLICKHOUSE))

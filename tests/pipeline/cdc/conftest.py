@@ -87,8 +87,15 @@ class CdcNamespace:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.log_dir.glob("*.log")))
 
     def stop_all(self) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
+        # SIGTERM first: a consumer that leaves its group cleanly spares the next
+        # test's consumer a wait for this one's session to expire
+        running = [proc for proc in self.processes if proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
 
@@ -122,6 +129,9 @@ def cdc_ns(transactional_db: None, clickhouse_db: str, tmp_path: Path) -> Iterat
         "CDC_PUBLICATION_NAME": cdc.publication_name,
         "CDC_RELAY_POLL_SECONDS": "0.05",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
+        # several test runs share this machine: no fixed /metrics ports
+        "CDC_CONSUMER_METRICS_PORT": "0",
+        "CDC_RELAY_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",
     }
     pg = postgres_connector(db)()

@@ -125,7 +125,8 @@ def test_garbage_and_unknown_table_go_to_the_dlq_and_the_partition_keeps_flowing
     produce(cdc_ns, "follows", [(b'{"id":1}', good(1)), (b"k", b"\x00not json{"), (b'{"id":1}', customers), (b'{"id":2}', good(2))])
     cdc_ns.start_consumer()
     wait_until(lambda: cdc_ns.ch.execute("SELECT id FROM follows FINAL ORDER BY id") == [(1,), (2,)], 20, message=cdc_ns.logs())
-    dead = read_dlq(cdc_ns, 2)
+    # dead letters keep their key, so they may sit in different DLQ partitions
+    dead = sorted(read_dlq(cdc_ns, 2), key=lambda m: int(dict(m.headers())["source_offset"]))
     assert [m.value() for m in dead] == [b"\x00not json{", customers]
     headers = [dict(m.headers()) for m in dead]
     assert headers[0]["error"].startswith(b"not JSON")
