@@ -1,10 +1,49 @@
-"""Every Prometheus metric Nova exports, declared once (names fixed by DESIGN.md:
-dashboards and alerts use them). Each block belongs to one subsystem; keep new
-metrics in their subsystem's block."""
+"""Every Prometheus metric Nova exports, declared once.
+
+Names are fixed by the dashboards and alert rules in infra/ (DESIGN.md, Metrics).
+Web processes expose them at /metrics (django-prometheus); worker processes
+start their own HTTP endpoint (monitoring.metrics.serve).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# --- consumers (pipeline/consumers/framework.py), labelled by consumer name
+CONSUMER_MESSAGES = Counter(
+    "consumer_messages_total", "Messages consumed, by outcome (written, dead_lettered).",
+    ["consumer", "outcome"],
+)
+CONSUMER_BATCH_DURATION = Histogram(
+    "consumer_batch_duration_seconds", "Time to write and commit one batch.", ["consumer"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_BATCH_SIZE = Histogram(
+    "consumer_batch_size", "Messages per flushed batch.", ["consumer"],
+    buckets=(1, 10, 100, 1000, 5000, 10000, 50000),
+)
+CONSUMER_LAG = Gauge(
+    "consumer_lag", "Messages between the high watermark and the consumer's position.",
+    ["consumer", "topic", "partition"],
+)
+CONSUMER_WRITE_ERRORS = Counter(
+    "consumer_write_errors_total", "Failed sink writes (the batch is retried).", ["consumer"]
+)
+CONSUMER_COMMIT_ERRORS = Counter(
+    "consumer_commit_errors_total", "Offset commits the broker refused.", ["consumer"]
+)
+DLQ_MESSAGES = Counter(
+    "dlq_messages_total", "Messages sent to a dead-letter topic.", ["consumer", "topic"]
+)
+
+
+def serve(port: int, addr: str | None = None) -> None:
+    """Expose this process's metrics on addr:port (0 = off)."""
+    if port:
+        from django.conf import settings
+
+        start_http_server(port, addr=addr or settings.METRICS_BIND_ADDRESS)
+
 
 # ---------------------------------------------------------------- CDC (relay + consumer)
 CDC_MESSAGES_PROCESSED = Counter(

@@ -181,6 +181,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# --- worker processes' /metrics endpoints (0 = off); web serves /metrics itself
+METRICS_BIND_ADDRESS = env_str("METRICS_BIND_ADDRESS", "127.0.0.1")
+CONSUMER_METRICS_PORTS = {
+    "events": env_int("EVENTS_CONSUMER_METRICS_PORT", 9101),
+    "cdc": env_int("CDC_CONSUMER_METRICS_PORT", 9102),
+}
+
 # --- health checks
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 

@@ -70,6 +70,18 @@ wait_for() {  # name, logfile, command...
   done
 }
 
+# stop the process of a pid file: SIGCONT (it may be frozen), SIGTERM, then SIGKILL after a grace period
+stop_pidfile() {  # name, pidfile, grace seconds
+  local name=$1 pidfile=$2 grace=$3
+  if ! pid_alive "$pidfile"; then log "$name: not running"; return 0; fi
+  local pid i; pid=$(cat "$pidfile")
+  kill -CONT "$pid" 2>/dev/null || true; kill "$pid"
+  for i in $(seq $((grace * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  log "$name: stopped"
+}
+
 as_postgres() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -130,13 +142,7 @@ redis_up() {
   wait_for redis "$REDIS_DIR/redis.log" redis_ready
   log "redis: up on 127.0.0.1:$REDIS_PORT"
 }
-redis_down() {
-  if pid_alive "$REDIS_DIR/redis.pid"; then
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$(cat "$REDIS_DIR/redis.pid")"
-    local i; for i in $(seq 50); do pid_alive "$REDIS_DIR/redis.pid" || break; sleep 0.1; done
-    log "redis: stopped"
-  else log "redis: not running"; fi
-}
+redis_down() { stop_pidfile redis "$REDIS_DIR/redis.pid" 5; }
 redis_status() { redis_ready; }
 
 # ---------------------------------------------------------------- clickhouse
@@ -201,15 +207,7 @@ ch_up() {
   wait_for clickhouse "$CH_DIR/clickhouse-server.err.log" ch_ready
   log "clickhouse: up on 127.0.0.1:$CH_TCP_PORT (native), $CH_HTTP_PORT (http), $(clickhouse-client --port "$CH_TCP_PORT" -q 'SELECT version()')"
 }
-ch_down() {
-  if pid_alive "$CH_DIR/clickhouse.pid"; then
-    local pid; pid=$(cat "$CH_DIR/clickhouse.pid"); kill "$pid"
-    local i; for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$CH_DIR/clickhouse.pid"
-    log "clickhouse: stopped"
-  else log "clickhouse: not running"; fi
-}
+ch_down() { stop_pidfile clickhouse "$CH_DIR/clickhouse.pid" 15; }
 ch_status() { ch_ready; }
 
 # ---------------------------------------------------------------- kafka (tansu)
@@ -227,16 +225,7 @@ kafka_up() {
   wait_for kafka "$KAFKA_DIR/tansu.log" kafka_ready
   log "kafka: up on 127.0.0.1:$KAFKA_PORT (tansu, in-memory; run 'manage.py ensure_topics')"
 }
-kafka_down() {
-  if pid_alive "$KAFKA_DIR/tansu.pid"; then
-    local pid; pid=$(cat "$KAFKA_DIR/tansu.pid")
-    kill -CONT "$pid" 2>/dev/null || true; kill "$pid"
-    local i; for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$KAFKA_DIR/tansu.pid"
-    log "kafka: stopped"
-  else log "kafka: not running"; fi
-}
+kafka_down() { stop_pidfile kafka "$KAFKA_DIR/tansu.pid" 5; }
 kafka_status() { kafka_ready; }
 
 # ---------------------------------------------------------------- verbs

@@ -1,4 +1,4 @@
-"""Process plumbing shared by the CDC commands: SIGTERM flag, Postgres connection, /metrics."""
+"""Process plumbing for the CDC relay: SIGTERM flag, Postgres connection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from prometheus_client import start_http_server
 
 
 class StopFlag:
@@ -43,8 +42,3 @@ def postgres_connector(db: dict[str, Any]) -> Callable[[], psycopg.Connection[An
         )
 
     return connect
-
-
-def serve_metrics(port: int) -> None:
-    if port:
-        start_http_server(port, addr="0.0.0.0")

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from pipeline.cdc import relay
-from pipeline.cdc.process import StopFlag, postgres_connector, serve_metrics
+from monitoring import metrics
+from pipeline.cdc.process import StopFlag, postgres_connector
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, snapshot: bool = False, **options: Any) -> None:
         logging.getLogger("pipeline").setLevel(logging.INFO)
         stop = StopFlag().install()
-        serve_metrics(settings.CDC.relay_metrics_port)
+        metrics.serve(settings.CDC.relay_metrics_port)
         db = settings.DATABASES["default"]
         instance = relay.Relay(
             settings.CDC,

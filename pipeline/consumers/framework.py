@@ -1,0 +1,349 @@
+"""The consumer framework every Nova consumer runs on.
+
+A consumer is a `ConsumerSpec` (registry in pipeline/consumers/__init__.py) plus
+a handler that knows its messages and its sink. The runner owns Kafka:
+
+1. subscribe, with rebalance callbacks; on assignment the handler may choose
+   start offsets (`seek_positions`, for offsets kept in the sink);
+2. poll messages into a batch: `handler.decode` each one; `InvalidMessage`
+   (or any exception: decode is pure, so an exception there is bad input)
+   puts it on the dead-letter list;
+3. when the batch is full or old enough, flush it:
+   a. `handler.write(items)`: retried with backoff until it succeeds (an
+      outage of the sink never dead-letters good data);
+   b. produce the dead letters and wait until the broker acknowledged them;
+   c. commit the batch's offsets, synchronously;
+4. on revoke, flush before the partitions go; if that fails, drop the batch
+   uncommitted (the next owner re-reads it: sinks are replay-safe);
+5. on SIGTERM/SIGINT, stop polling, flush once, close.
+
+Offsets are committed only in step 3c (`enable.auto.commit=false`,
+`enable.auto.offset.store=false`), so every committed message has been written
+or dead-lettered: at-least-once delivery, made exactly-once by the sinks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from monitoring import metrics
+from nova.config import KafkaConfig
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class InvalidMessage(Exception):
+    """A message that can never be processed: it goes to the dead-letter topic."""
+
+
+class DeadLetterFlood(Exception):
+    """Too many invalid messages: stop rather than drain a topic into the DLQ."""
+
+
+class Handler(Protocol[T]):
+    def decode(self, message: Message) -> T:
+        """Turn one message into an item, or raise InvalidMessage. No I/O."""
+
+    def write(self, items: list[T]) -> None:
+        """Write a batch to the sink; raise on infrastructure failure (retried)."""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One registry entry: what `manage.py run_consumer NAME` runs."""
+
+    name: str
+    topics: Callable[[KafkaConfig], list[str]]
+    group_id: str
+    dlq_topic: Callable[[KafkaConfig], str]
+    handler_factory: Callable[[], Handler[Any]]
+    max_batch_size: int = 10_000
+    max_batch_time_ms: int = 500
+    # where a group without committed offsets starts: never skip data
+    auto_offset_reset: str = "earliest"
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """Tuning knobs, with the limits of the DLQ-drain guard.
+
+    The ratio rule only applies to batches of at least `dlq_ratio_min_batch`
+    messages, so one bad message in a quiet moment (a batch of one) is dead-
+    lettered instead of stopping the consumer; a slow flood still trips the
+    consecutive rule.
+    """
+
+    max_batch_size: int
+    max_batch_time_ms: int
+    dlq_max_ratio: float = 0.01
+    dlq_ratio_min_batch: int = 100
+    dlq_max_consecutive: int = 1000
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 5.0
+    revoke_flush_attempts: int = 3
+    lag_interval_seconds: float = 5.0
+    poll_timeout_seconds: float = 0.1
+    # Test-only negative control for fault-injection tests: commits offsets
+    # before the sink write, which loses data when the process dies in between.
+    commit_before_write: bool = False
+
+
+@dataclass
+class _Batch(Generic[T]):
+    items: list[T] = field(default_factory=list)
+    dead_letters: list[tuple[Message, str]] = field(default_factory=list)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    size: int = 0
+    started: float = 0.0
+
+    def add(self, message: Message) -> None:
+        if self.size == 0:
+            self.started = time.monotonic()
+        self.size += 1
+        self.next_offsets[(message.topic(), message.partition())] = message.offset() + 1
+
+
+def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:
+    """DESIGN.md: original bytes with error, source_topic, source_partition, source_offset."""
+    return [
+        *(message.headers() or []),
+        ("error", reason.encode("utf-8", "replace")[:2000]),
+        ("source_topic", message.topic().encode()),
+        ("source_partition", str(message.partition()).encode()),
+        ("source_offset", str(message.offset()).encode()),
+    ]
+
+
+class ConsumerRunner(Generic[T]):
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        kafka: KafkaConfig,
+        handler: Handler[T],
+        options: RunnerOptions,
+        *,
+        consumer_overrides: dict[str, object] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.kafka = kafka
+        self.handler = handler
+        self.options = options
+        self.stopping = False
+        self._deadline: float | None = None
+        self._consecutive_invalid = 0
+        self._batch: _Batch[T] = _Batch()
+        self._last_lag_check = 0.0
+        self.consumer = Consumer({
+            **kafka.client_config(),
+            "group.id": spec.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": spec.auto_offset_reset,
+            "session.timeout.ms": kafka.session_timeout_ms,
+            "enable.partition.eof": False,
+            **(consumer_overrides or {}),
+        })
+        self.dlq_producer = Producer({
+            **kafka.client_config(),
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+        })
+        self.dlq_topic = spec.dlq_topic(kafka)
+
+    # ------------------------------------------------------------------ loop
+    def run(self, max_seconds: float | None = None) -> None:
+        """Consume until stopped (SIGTERM/SIGINT, `stop()`, or max_seconds)."""
+        self._deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.consumer.subscribe(self.spec.topics(self.kafka), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not self.stop_requested:
+                self.poll_step()
+                if self._batch_due():
+                    self.flush()
+                self.report_lag()
+            if self._batch.size:
+                self.flush(attempts=self.options.revoke_flush_attempts)
+        finally:
+            self.consumer.close()
+            self.dlq_producer.flush(5)
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stopping or (self._deadline is not None and time.monotonic() >= self._deadline)
+
+    # ------------------------------------------------------------------ steps
+    def poll_step(self) -> None:
+        room = self.options.max_batch_size - self._batch.size
+        messages = self.consumer.consume(num_messages=max(room, 1), timeout=self.options.poll_timeout_seconds)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                logger.warning("%s: consumer error: %s", self.spec.name, error)
+                continue
+            self._batch.add(message)
+            try:
+                self._batch.items.append(self.handler.decode(message))
+                self._consecutive_invalid = 0
+            except Exception as exc:  # decode is pure: any failure is bad input
+                reason = str(exc) if isinstance(exc, InvalidMessage) else f"{type(exc).__name__}: {exc}"
+                self._batch.dead_letters.append((message, reason))
+                self._consecutive_invalid += 1
+                if self._consecutive_invalid > self.options.dlq_max_consecutive:
+                    raise DeadLetterFlood(
+                        f"{self.spec.name}: more than {self.options.dlq_max_consecutive} invalid messages in a row "
+                        f"(last at {message.topic()}[{message.partition()}]@{message.offset()}: {reason}); "
+                        "stopping instead of draining the topic into the DLQ"
+                    )
+
+    def _batch_due(self) -> bool:
+        batch = self._batch
+        if batch.size == 0:
+            return False
+        if batch.size >= self.options.max_batch_size:
+            return True
+        return (time.monotonic() - batch.started) * 1000 >= self.options.max_batch_time_ms
+
+    def flush(self, attempts: int | None = None) -> bool:
+        """Write, dead-letter, commit. Returns False if it gave up (attempts ran out)."""
+        batch = self._batch
+        if batch.size == 0:
+            return True
+        self._check_dead_letter_ratio(batch)
+        started = time.monotonic()
+        if self.options.commit_before_write:
+            self._commit(batch)
+        if batch.items and not self._retry(lambda: self.handler.write(batch.items), "write", attempts):
+            return False
+        if batch.dead_letters and not self._retry(lambda: self._send_dead_letters(batch), "dead-letter", attempts):
+            return False
+        if not self.options.commit_before_write:
+            self._commit(batch)
+        name = self.spec.name
+        metrics.CONSUMER_MESSAGES.labels(name, "written").inc(len(batch.items))
+        metrics.CONSUMER_MESSAGES.labels(name, "dead_lettered").inc(len(batch.dead_letters))
+        metrics.CONSUMER_BATCH_SIZE.labels(name).observe(batch.size)
+        metrics.CONSUMER_BATCH_DURATION.labels(name).observe(time.monotonic() - started)
+        self._batch = _Batch()
+        return True
+
+    def _check_dead_letter_ratio(self, batch: _Batch[T]) -> None:
+        invalid = len(batch.dead_letters)
+        if batch.size >= self.options.dlq_ratio_min_batch and invalid > self.options.dlq_max_ratio * batch.size:
+            first, reason = batch.dead_letters[0]
+            raise DeadLetterFlood(
+                f"{self.spec.name}: {invalid} of {batch.size} messages in one batch are invalid "
+                f"(> {self.options.dlq_max_ratio:.0%}; first at {first.topic()}[{first.partition()}]@{first.offset()}: "
+                f"{reason}); stopping instead of draining the topic into the DLQ"
+            )
+
+    def _retry(self, action: Callable[[], None], what: str, attempts: int | None) -> bool:
+        delay = self.options.retry_initial_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                action()
+                return True
+            except Exception:
+                metrics.CONSUMER_WRITE_ERRORS.labels(self.spec.name).inc()
+                logger.exception("%s: %s failed (attempt %d); retrying in %.1fs", self.spec.name, what, attempt, delay)
+                if self.stop_requested or (attempts is not None and attempt >= attempts):
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, self.options.retry_max_seconds)
+
+    def _send_dead_letters(self, batch: _Batch[T]) -> None:
+        failures: list[str] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for message, reason in batch.dead_letters:
+            self.dlq_producer.produce(
+                self.dlq_topic, key=message.key(), value=message.value(),
+                headers=dead_letter_headers(message, reason), on_delivery=on_delivery,
+            )
+        remaining = self.dlq_producer.flush(30)
+        if remaining or failures:
+            raise RuntimeError(f"DLQ {self.dlq_topic}: {remaining} unacknowledged, errors: {failures[:3]}")
+        for message, reason in batch.dead_letters:
+            logger.warning("%s: dead-lettered %s[%d]@%d: %s", self.spec.name,
+                           message.topic(), message.partition(), message.offset(), reason)
+        metrics.DLQ_MESSAGES.labels(self.spec.name, self.dlq_topic).inc(len(batch.dead_letters))
+        # only the DLQ copies of *this* batch were acknowledged; a later retry
+        # of the same batch must not produce them again
+        batch.dead_letters = []
+
+    def _commit(self, batch: _Batch[T]) -> None:
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in batch.next_offsets.items()]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # The batch is written; a refused commit (we lost the partition in a
+            # rebalance) only means its next owner replays it into replay-safe sinks.
+            metrics.CONSUMER_COMMIT_ERRORS.labels(self.spec.name).inc()
+            logger.warning("%s: commit refused: %s", self.spec.name, exc)
+
+    # ------------------------------------------------------------------ rebalance
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        seek = getattr(self.handler, "seek_positions", None)
+        if seek is None:
+            return
+        positions: dict[tuple[str, int], int] = seek(consumer, partitions)
+        if positions:
+            for tp in partitions:
+                if (tp.topic, tp.partition) in positions:
+                    tp.offset = positions[(tp.topic, tp.partition)]
+            consumer.assign(partitions)
+        logger.info("%s: assigned %s", self.spec.name, [(tp.topic, tp.partition, tp.offset) for tp in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if self._batch.size and not self.flush(attempts=self.options.revoke_flush_attempts):
+            logger.warning("%s: could not flush before revoke; dropping the batch uncommitted", self.spec.name)
+            self._batch = _Batch()
+        for topic, partition in revoked:
+            try:
+                metrics.CONSUMER_LAG.remove(self.spec.name, topic, str(partition))
+            except KeyError:
+                pass
+        logger.info("%s: revoked %s", self.spec.name, sorted(revoked))
+
+    # ------------------------------------------------------------------ lag
+    def report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag_check < self.options.lag_interval_seconds:
+            return
+        self._last_lag_check = now
+        try:
+            assignment = self.consumer.assignment()
+            for tp in self.consumer.position(assignment):
+                if tp.offset < 0:
+                    continue
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+                metrics.CONSUMER_LAG.labels(self.spec.name, tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))
+        except KafkaException as exc:
+            logger.debug("%s: lag check failed: %s", self.spec.name, exc)
+

@@ -1,0 +1,5 @@
+from pipeline.consumers.command import ConsumerCommand
+
+
+class Command(ConsumerCommand):
+    pass

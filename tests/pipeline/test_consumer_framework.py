@@ -1,0 +1,172 @@
+"""The consumer framework against the real broker: commit after write, DLQ,
+the drain guard and the negative-control switch. The sink here is a list (the
+framework is what is under test; real sinks are tested with their handlers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from django.conf import settings
+
+from nova.kafka import admin_client
+from pipeline.consumers.framework import (
+    ConsumerRunner,
+    ConsumerSpec,
+    DeadLetterFlood,
+    InvalidMessage,
+    RunnerOptions,
+)
+from pipeline.topics import ensure_topics
+
+pytestmark = pytest.mark.requires_kafka
+
+
+class ListSink:
+    """Decodes {"n": int}; write() appends, or fails while `down`."""
+
+    def __init__(self, stop_after: int | None = None, down: bool = False) -> None:
+        self.written: list[int] = []
+        self.down = down
+        self.stop_after = stop_after
+        self.runner: ConsumerRunner | None = None
+
+    def decode(self, message: Message) -> int:
+        try:
+            return int(json.loads(message.value())["n"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidMessage(f"not a counter message: {exc}") from exc
+
+    def write(self, items: list[int]) -> None:
+        if self.down:
+            raise ConnectionError("sink is down")
+        self.written.extend(items)
+        if self.stop_after is not None and len(self.written) >= self.stop_after and self.runner:
+            self.runner.stop()
+
+
+@pytest.fixture
+def kafka(unique_name):
+    config = dataclasses.replace(settings.KAFKA, topic_prefix=unique_name)
+    ensure_topics(admin_client(config), [config.topic("in"), config.topic("dlq.test")], partitions=2, replication_factor=1)
+    return config
+
+
+def _spec(kafka) -> ConsumerSpec:
+    return ConsumerSpec(
+        name="test", topics=lambda k: [k.topic("in")], group_id=f"{kafka.topic_prefix}-group",
+        dlq_topic=lambda k: k.topic("dlq.test"), handler_factory=ListSink,
+    )
+
+
+def _produce(kafka, values: list[bytes]) -> None:
+    producer = Producer({**kafka.client_config(), "acks": "all"})
+    for i, value in enumerate(values):
+        producer.produce(kafka.topic("in"), key=str(i % 7).encode(), value=value)
+    assert producer.flush(10) == 0
+
+
+def _runner(kafka, sink: ListSink, **options) -> ConsumerRunner:
+    opts = RunnerOptions(max_batch_size=options.pop("max_batch_size", 20), max_batch_time_ms=100,
+                         retry_initial_seconds=0.05, retry_max_seconds=0.2, **options)
+    runner = ConsumerRunner(_spec(kafka), kafka, sink, opts)
+    sink.runner = runner
+    return runner
+
+
+def _committed(kafka) -> int:
+    """Sum of committed offsets of the group over both partitions."""
+    consumer = Consumer({**kafka.client_config(), "group.id": f"{kafka.topic_prefix}-group"})
+    try:
+        parts = consumer.committed([TopicPartition(kafka.topic("in"), p) for p in (0, 1)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in parts)
+    finally:
+        consumer.close()
+
+
+def _topic_size(kafka, topic: str) -> int:
+    consumer = Consumer({**kafka.client_config(), "group.id": f"{kafka.topic_prefix}-sizer"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1))
+    finally:
+        consumer.close()
+
+
+def _read_all(kafka, topic: str, expected: int) -> list[Message]:
+    consumer = Consumer({**kafka.client_config(), "group.id": f"{kafka.topic_prefix}-reader",
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+    consumer.subscribe([topic])
+    got: list[Message] = []
+    try:
+        for _ in range(40):
+            got.extend(m for m in consumer.consume(100, timeout=0.5) if m.error() is None)
+            if len(got) >= expected:
+                break
+    finally:
+        consumer.close()
+    return got
+
+
+def test_writes_every_message_then_commits(kafka) -> None:
+    _produce(kafka, [json.dumps({"n": i}).encode() for i in range(100)])
+    sink = ListSink(stop_after=100)
+    _runner(kafka, sink).run(max_seconds=30)
+    assert sorted(sink.written) == list(range(100))
+    assert _committed(kafka) == 100
+
+
+def test_nothing_is_committed_while_the_sink_is_down_and_a_restart_rereads_it(kafka) -> None:
+    _produce(kafka, [json.dumps({"n": i}).encode() for i in range(30)])
+    down = ListSink(down=True)
+    _runner(kafka, down).run(max_seconds=6)
+    assert down.written == [] and _committed(kafka) == 0
+
+    up = ListSink(stop_after=30)
+    _runner(kafka, up).run(max_seconds=30)
+    assert sorted(up.written) == list(range(30))
+    assert _committed(kafka) == 30
+
+
+def test_negative_control_commit_before_write_loses_the_batch(kafka) -> None:
+    _produce(kafka, [json.dumps({"n": i}).encode() for i in range(30)])
+    down = ListSink(down=True)
+    _runner(kafka, down, commit_before_write=True).run(max_seconds=6)
+    # the switch committed offsets nothing was written for: a restart would skip them
+    assert down.written == [] and _committed(kafka) > 0
+
+
+def test_poison_message_goes_to_the_dlq_with_its_reason_and_the_partition_flows(kafka) -> None:
+    values = [json.dumps({"n": i}).encode() for i in range(40)]
+    values[17] = b"\xff not json"
+    _produce(kafka, values)
+    sink = ListSink(stop_after=39)
+    _runner(kafka, sink).run(max_seconds=30)
+    assert sorted(sink.written) == [i for i in range(40) if i != 17]
+    assert _committed(kafka) == 40
+
+    [dead] = _read_all(kafka, kafka.topic("dlq.test"), 1)
+    headers = dict(dead.headers())
+    assert dead.value() == b"\xff not json"
+    assert b"not a counter message" in headers["error"]
+    assert headers["source_topic"] == kafka.topic("in").encode()
+    assert int(headers["source_offset"]) >= 0 and headers["source_partition"] in {b"0", b"1"}
+
+
+def test_a_flood_of_garbage_stops_the_consumer_with_a_clear_error(kafka) -> None:
+    values = [json.dumps({"n": i}).encode() for i in range(200)]
+    for i in range(0, 200, 10):
+        values[i] = b"garbage"  # 10 %
+    _produce(kafka, values)
+    sink = ListSink()
+    with pytest.raises(DeadLetterFlood, match=r"messages in one batch are invalid"):
+        _runner(kafka, sink, max_batch_size=200).run(max_seconds=30)
+    assert sink.written == [] and _committed(kafka) == 0
+    assert _topic_size(kafka, kafka.topic("dlq.test")) == 0
+
+
+def test_consecutive_garbage_trips_the_guard_even_in_small_batches(kafka) -> None:
+    _produce(kafka, [b"garbage"] * 60)
+    with pytest.raises(DeadLetterFlood, match="invalid messages in a row"):
+        _runner(kafka, ListSink(), dlq_max_consecutive=50, max_batch_size=5).run(max_seconds=30)
