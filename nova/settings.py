@@ -151,7 +151,7 @@ CDC = CdcConfig(
     poll_interval=env_float("CDC_RELAY_POLL_SECONDS", 0.05),
     idle_confirm_interval=env_float("CDC_RELAY_IDLE_CONFIRM_SECONDS", 1.0),
     reconnect_max_backoff=env_float("CDC_RECONNECT_MAX_BACKOFF_SECONDS", 30.0),
-    relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 0),
+    relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 9103),
 )
 
 # --- REST API

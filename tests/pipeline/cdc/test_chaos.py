@@ -122,7 +122,7 @@ class Chaos:
 
     def enough(self) -> bool:
         kills = self.kills
-        return kills["stalled_consumer"] >= 3 and kills["consumer"] >= 2 and kills["relay"] >= 3
+        return kills["stalled_consumer"] >= 2 and kills["consumer"] >= 1 and kills["relay"] >= 3
 
     def ensure_running(self) -> None:
         if self.relay.poll() is not None:

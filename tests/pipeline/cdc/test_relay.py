@@ -138,7 +138,7 @@ def test_unchanged_toast_is_filled_from_the_old_row(cdc_ns: CdcNamespace) -> Non
 @pytest.mark.django_db(transaction=True)
 def test_slot_advances_only_past_acknowledged_messages(cdc_ns: CdcNamespace) -> None:
     # a producer whose broker never answers: nothing can be acknowledged
-    dead = lambda: Producer({"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": 1000})  # noqa: E731
+    dead = lambda: Producer({"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": 1000, "log_level": 0})  # noqa: E731
     relay = make_relay(cdc_ns, producer_factory=dead)
     start(relay)
     relay._set_snapshot_done(True)
