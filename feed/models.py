@@ -1,8 +1,9 @@
 """The source of truth: the social graph and its content, in Postgres.
 
 Table names are the plain plural nouns so CDC topics read like Debezium's own
-(`nova.public.posts`). Every published table has REPLICA IDENTITY FULL (see
-migration 0002) so delete and update events carry the whole old row.
+(`nova.public.posts`). Published tables have REPLICA IDENTITY FULL (see
+migration 0002) so delete and update events carry the whole old row; users uses
+its primary key instead, because its CDC column list leaves out the secrets (0003).
 """
 
 from __future__ import annotations

@@ -37,3 +37,21 @@ class KafkaConfig:
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
+
+
+@dataclass(frozen=True)
+class CdcConfig:
+    """The CDC relay (pgoutput slot -> Kafka) and the CDC consumer (Kafka -> ClickHouse)."""
+
+    # one slot per source database; the publication names the tables and columns
+    slot_name: str
+    publication_name: str
+    # rows per pg_logical_slot_peek_binary_changes call (whole transactions are
+    # never split, so a big one can overshoot); the slot advances per call
+    peek_max_rows: int
+    poll_interval: float
+    # how often the relay confirms progress when the published tables are idle,
+    # so the slot does not pin WAL written for other tables
+    idle_confirm_interval: float
+    reconnect_max_backoff: float
+    relay_metrics_port: int

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from nova.config import ClickHouseConfig, KafkaConfig
+from nova.config import CdcConfig, ClickHouseConfig, KafkaConfig
 from nova.env import (
     env_bool,
     env_float,
@@ -141,6 +141,17 @@ KAFKA = KafkaConfig(
     replication_factor=env_int("KAFKA_REPLICATION_FACTOR", 1),
     session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", 6000),
     security_protocol=env_str("KAFKA_SECURITY_PROTOCOL", "plaintext"),
+)
+
+# --- CDC: Postgres logical decoding -> Kafka -> ClickHouse replicas (docs/architecture/cdc.md)
+CDC = CdcConfig(
+    slot_name=env_str("CDC_SLOT_NAME", "nova_cdc"),
+    publication_name=env_str("CDC_PUBLICATION_NAME", "nova_cdc"),
+    peek_max_rows=env_int("CDC_RELAY_PEEK_MAX_ROWS", 20_000),
+    poll_interval=env_float("CDC_RELAY_POLL_SECONDS", 0.05),
+    idle_confirm_interval=env_float("CDC_RELAY_IDLE_CONFIRM_SECONDS", 1.0),
+    reconnect_max_backoff=env_float("CDC_RECONNECT_MAX_BACKOFF_SECONDS", 30.0),
+    relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 9103),
 )
 
 # --- REST API

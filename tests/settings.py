@@ -7,7 +7,9 @@ beside `make run` on the same services.
 
 import os
 
-_NS = "test"
+# Subprocesses started by a test (consumers, relays) may get their own namespace
+# (ClickHouse database, topic prefix) so concurrent runs don't share state.
+_NS = os.environ.get("NOVA_TEST_NAMESPACE", "test")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
 os.environ["CLICKHOUSE_DATABASE"] = f"nova_{_NS}"
 os.environ["KAFKA_TOPIC_PREFIX"] = f"nova{_NS}"

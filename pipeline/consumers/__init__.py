@@ -7,7 +7,10 @@ rest. Handlers are imported lazily so a registry import stays cheap.
 
 from __future__ import annotations
 
-from pipeline.consumers.framework import ConsumerSpec
+from typing import Any
+
+from pipeline.consumers.framework import ConsumerSpec, Handler
+from pipeline.topics import CDC_TABLES, cdc_topic, dlq_topic
 
 CONSUMERS: dict[str, ConsumerSpec] = {}
 
@@ -17,3 +20,28 @@ def register(spec: ConsumerSpec) -> ConsumerSpec:
         raise ValueError(f"consumer {spec.name!r} is registered twice")
     CONSUMERS[spec.name] = spec
     return spec
+
+
+# ---------------------------------------------------------------- cdc (pipeline/consumers/cdc.py)
+def _cdc_handler() -> Handler[Any]:
+    from pipeline.consumers.cdc import build_cdc_handler
+
+    return build_cdc_handler()
+
+
+register(
+    ConsumerSpec(
+        name="cdc",
+        topics=lambda kafka: [cdc_topic(kafka, table) for table in CDC_TABLES],
+        group_id="nova-cdc",
+        dlq_topic=lambda kafka: dlq_topic(kafka, "cdc"),
+        handler_factory=_cdc_handler,
+        # small batches keep change -> visible well under a second at steady load;
+        # a backlog still fills them up to max_batch_size
+        max_batch_size=5_000,
+        max_batch_time_ms=200,
+        # the broker may hold an empty fetch this long: librdkafka's 500 ms default
+        # alone would eat half of the 1 s change -> visible budget
+        consumer_overrides={"fetch.wait.max.ms": 50},
+    )
+)

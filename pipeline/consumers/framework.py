@@ -70,6 +70,9 @@ class ConsumerSpec:
     max_batch_time_ms: int = 500
     # where a group without committed offsets starts: never skip data
     auto_offset_reset: str = "earliest"
+    # librdkafka settings for this consumer only (e.g. a short fetch.wait.max.ms
+    # for a latency-bound consumer)
+    consumer_overrides: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class ConsumerRunner(Generic[T]):
             "auto.offset.reset": spec.auto_offset_reset,
             "session.timeout.ms": kafka.session_timeout_ms,
             "enable.partition.eof": False,
+            **spec.consumer_overrides,
             **(consumer_overrides or {}),
         })
         self.dlq_producer = Producer({

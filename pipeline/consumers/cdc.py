@@ -1,0 +1,61 @@
+"""The CDC consumer's handler: Debezium change events -> ClickHouse replica tables.
+
+decode() is pure (pipeline/cdc/replica.py): a message it cannot read, or one for
+a table we do not replicate, is an InvalidMessage and goes to nova.dlq.cdc.
+write() inserts each table's rows in one INSERT; a truncate first writes the rows
+before it, then marks the table's older rows deleted. Writes are idempotent
+(ReplacingMergeTree by _version), so a batch replayed after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from clickhouse_driver import Client
+
+from monitoring import metrics
+from pipeline.cdc.replica import Change, InvalidChange, RowChange, insert_sql, parse_change, truncate_sql
+from pipeline.consumers.framework import InvalidMessage
+
+
+class CdcHandler:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def decode(self, message: Any) -> Change | None:
+        try:
+            return parse_change(message.value(), message.topic())
+        except InvalidChange as exc:
+            metrics.CDC_DLQ_MESSAGES.labels(exc.reason).inc()
+            raise InvalidMessage(str(exc)) from None
+
+    def write(self, items: list[Change | None]) -> None:
+        started = time.monotonic()
+        pending: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for item in items:
+            if item is None:
+                continue  # tombstone: the delete before it already marked the row
+            if isinstance(item, RowChange):
+                pending[item.table].append(item.values)
+            else:
+                self._insert(item.table, pending.pop(item.table, []))
+                self.client.execute(truncate_sql(item.table), {"version": item.version})
+                metrics.CDC_MESSAGES_PROCESSED.labels(item.table).inc()
+        for table, rows in pending.items():
+            self._insert(table, rows)
+        metrics.CDC_PROCESSING_DURATION.observe(time.monotonic() - started)
+
+    def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self.client.execute(insert_sql(table), rows)
+            metrics.CDC_MESSAGES_PROCESSED.labels(table).inc(len(rows))
+
+
+def build_cdc_handler() -> CdcHandler:
+    from django.conf import settings
+
+    from nova.clickhouse import make_client
+
+    return CdcHandler(make_client(settings.CLICKHOUSE))

@@ -1,0 +1,192 @@
+"""Fault injection: random changes while the relay and the consumer are killed
+(-9) at random moments and ClickHouse stalls mid-insert; at the end ClickHouse
+must equal Postgres row for row. The negative control runs the same harness with
+the consumer committing offsets before its ClickHouse insert, and must be caught.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from django.conf import settings
+
+from nova.clickhouse import make_client
+from pipeline.cdc.process import postgres_connector
+from pipeline.cdc.relay import parse_lsn
+from pipeline.topics import CDC_TABLES, cdc_topic
+from tests.pipeline.cdc.conftest import ROOT, CdcNamespace, wait_until
+from tests.pipeline.cdc.workload import RandomChanges, compare
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.requires_postgres,
+    pytest.mark.requires_kafka,
+    pytest.mark.requires_clickhouse,
+]
+
+
+def clickhouse_pid() -> int:
+    var = Path(os.environ.get("NOVA_VAR_DIR", "var"))
+    return int(((ROOT / var) if not var.is_absolute() else var).joinpath("clickhouse", "clickhouse.pid").read_text())
+
+
+@contextmanager
+def clickhouse_frozen() -> Iterator[None]:
+    pid = clickhouse_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+RATE = 350  # changes per second
+TOTAL_ROWS = "SELECT sum(c) FROM (" + " UNION ALL ".join(
+    f"SELECT count() AS c FROM `{t}`" for t in ("users", "posts", "follows", "likes", "comments", "mutes")
+) + ")"
+
+
+class Chaos:
+    """Kills the relay and the consumer at random moments, and once kills the
+    consumer while ClickHouse hangs in its insert. The consumer is only killed
+    after it has been up long enough to join the group and write batches, so
+    every consumer kill interrupts real work."""
+
+    CONSUMER_MIN_UPTIME = 6.0
+    RELAY_MIN_UPTIME = 2.5
+
+    def __init__(self, ns: CdcNamespace, rng: random.Random, consumer_args: tuple[str, ...]) -> None:
+        self.ns = ns
+        self.rng = rng
+        self.consumer_args = consumer_args
+        self.started = {"relay": time.monotonic(), "consumer": time.monotonic()}
+        self.relay = ns.start_relay()
+        self.consumer = ns.start_consumer(*consumer_args)
+        self.kills = {"relay": 0, "consumer": 0, "stalled_consumer": 0}
+        self.stop = threading.Event()
+        self.ch = make_client(settings.CLICKHOUSE, database=ns.ch_database)
+
+    def kill9(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.kill()
+        proc.wait(10)
+
+    def restart(self, which: str) -> None:
+        self.started[which] = time.monotonic()
+        if which == "relay":
+            self.relay = self.ns.start_relay()
+        else:
+            self.consumer = self.ns.start_consumer(*self.consumer_args)
+
+    def up_for(self, which: str) -> float:
+        return time.monotonic() - self.started[which]
+
+    def consumer_is_writing(self) -> bool:
+        before = self.ch.execute(TOTAL_ROWS)
+        time.sleep(0.4)
+        return self.ch.execute(TOTAL_ROWS) != before
+
+    def run(self) -> None:
+        rng = self.rng
+        while not self.stop.wait(rng.uniform(0.5, 1.5)):
+            consumer_ready = self.up_for("consumer") >= self.CONSUMER_MIN_UPTIME
+            first = self.kills["stalled_consumer"] == 0
+            stall_next = self.kills["stalled_consumer"] <= self.kills["consumer"]
+            if (first or (consumer_ready and stall_next)) and self.consumer_is_writing():
+                # the consumer dies while ClickHouse hangs in its insert
+                with clickhouse_frozen():
+                    time.sleep(1.5)
+                    self.kill9(self.consumer)
+                self.kills["stalled_consumer"] += 1
+                self.restart("consumer")
+                continue
+            if not first and consumer_ready and not stall_next:
+                which = "consumer"
+            elif self.up_for("relay") >= self.RELAY_MIN_UPTIME:
+                which = "relay"
+            else:
+                continue
+            self.kill9(self.relay if which == "relay" else self.consumer)
+            self.kills[which] += 1
+            time.sleep(rng.uniform(0.1, 1.0))
+            self.restart(which)
+
+    def enough(self) -> bool:
+        kills = self.kills
+        return kills["stalled_consumer"] >= 2 and kills["consumer"] >= 1 and kills["relay"] >= 3
+
+    def ensure_running(self) -> None:
+        if self.relay.poll() is not None:
+            self.restart("relay")
+        if self.consumer.poll() is not None:
+            self.restart("consumer")
+
+
+def caught_up(ns: CdcNamespace, wal_end: int) -> bool:
+    """The slot confirmed everything written, and the group committed every message."""
+    confirmed = ns.slot_confirmed_lsn()
+    if confirmed is None or parse_lsn(confirmed) < wal_end:
+        return False
+    reader = Consumer({**ns.kafka.client_config(), "group.id": "nova-cdc", "enable.auto.commit": False})
+    try:
+        partitions = [TopicPartition(cdc_topic(ns.kafka, t), p) for t in CDC_TABLES for p in range(3)]
+        committed = reader.committed(partitions, timeout=10)
+        for tp in committed:
+            _low, high = reader.get_watermark_offsets(tp, timeout=10)
+            if high > 0 and tp.offset < high:
+                return False
+        return True
+    finally:
+        reader.close()
+
+
+def run_chaos(
+    ns: CdcNamespace, changes: int, seed: int, consumer_args: tuple[str, ...] = ()
+) -> tuple[dict, dict]:
+    rng = random.Random(seed)
+    writer = postgres_connector(settings.DATABASES["default"])()
+    writer.autocommit = True
+    workload = RandomChanges(writer, random.Random(seed + 1))
+    chaos = Chaos(ns, rng, consumer_args)
+    thread = threading.Thread(target=chaos.run, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        # at least `changes`, and on until every kind of fault has happened (bounded)
+        while workload.changes < changes or not chaos.enough():
+            assert time.monotonic() - started < 120, f"not enough faults: {chaos.kills}"
+            workload.step()
+            # pace the writes (~RATE changes/s) so the kills land throughout the run
+            ahead = workload.changes / RATE - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    finally:
+        chaos.stop.set()
+        thread.join(30)
+        writer.close()
+    chaos.ensure_running()
+    wal_end = parse_lsn(ns.pg.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
+    # compare only once everything written is relayed and every message is committed
+    wait_until(lambda: caught_up(ns, wal_end), 120, interval=1.0, message=f"pipeline did not catch up\n{ns.logs()}")
+    return compare(ns.pg, ns.ch), chaos.kills
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kill_9_relay_and_consumer_loses_nothing(cdc_ns: CdcNamespace) -> None:
+    diffs, kills = run_chaos(cdc_ns, changes=10_000, seed=5)
+    assert diffs == {}, f"ClickHouse != Postgres after kills {kills}: {diffs}\n{cdc_ns.logs()}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_negative_control_commit_before_write_is_detected(cdc_ns: CdcNamespace) -> None:
+    diffs, kills = run_chaos(cdc_ns, changes=10_000, seed=6, consumer_args=("--test-commit-before-write",))
+    assert diffs != {}, f"the harness missed data loss with commit-before-write (kills {kills})"
