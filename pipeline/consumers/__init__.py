@@ -17,3 +17,32 @@ def register(spec: ConsumerSpec) -> ConsumerSpec:
         raise ValueError(f"consumer {spec.name!r} is registered twice")
     CONSUMERS[spec.name] = spec
     return spec
+
+
+def _events_handler():
+    from pipeline.consumers.events import build_events_handler
+
+    return build_events_handler()
+
+
+def _events_group() -> str:
+    from django.conf import settings
+
+    return settings.EVENTS_CONSUMER_GROUP
+
+
+def _register_builtin() -> None:
+    from pipeline.topics import dlq_topic, events_topic
+
+    register(ConsumerSpec(
+        name="events",
+        topics=lambda kafka: [events_topic(kafka)],
+        group_id=_events_group(),
+        dlq_topic=lambda kafka: dlq_topic(kafka, "events"),
+        handler_factory=_events_handler,
+        max_batch_size=10_000,
+        max_batch_time_ms=500,
+    ))
+
+
+_register_builtin()
