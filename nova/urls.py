@@ -6,6 +6,7 @@ from monitoring import views as monitoring_views
 
 api_v1 = [
     # each app adds its routes to its own urls.py
+    path("", include("pipeline.urls")),
 ]
 
 urlpatterns = [

@@ -65,7 +65,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise EventRejected(f"ts: {value[:40]!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59-23:59 lies past year 9999 in UTC
+        raise EventRejected(f"ts: {value[:40]!r} is out of range") from None
 
 
 def validate_client_event(event: Any, received_at: datetime, window: TimeWindow) -> dict[str, Any]:
