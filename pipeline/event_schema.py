@@ -94,7 +94,7 @@ def validate_client_event(event: Any, received_at: datetime, window: TimeWindow)
     if not _is_int(post_id) or not 1 <= post_id <= MAX_INT:
         raise EventRejected("post_id: required, a positive integer")
     event_type = event.get("event_type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:  # a list is unhashable
         raise EventRejected(f"event_type: must be one of {', '.join(sorted(EVENT_TYPES))}")
     ts = parse_timestamp(event.get("ts"))
     if ts > received_at + window.max_future_skew:
@@ -160,7 +160,7 @@ def message_to_row(value: bytes | None, topic: str, partition: int, offset: int,
     if author_id is not None and (not _is_int(author_id) or author_id < 0):
         raise ValueError("author_id: not a non-negative integer")
     event_type = event.get("event_type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:  # a list is unhashable
         raise ValueError(f"event_type: {str(event_type)[:20]!r} is not known")
     ts_ms = _epoch_ms(event.get("ts"), "ts")
     received_ms = _epoch_ms(event.get("received_at"), "received_at")

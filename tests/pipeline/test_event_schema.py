@@ -103,6 +103,7 @@ def test_build_message_then_message_to_row_round_trips() -> None:
         "dwell_ms": None, "position": 3, "surface": "home",
     }
     row = dict(zip(ROW_COLUMNS, message_to_row(value, "nova.events", 2, 40, 1)))
+    row["event_id"] = str(row["event_id"])  # a str or a uuid.UUID: both insert as the same UUID
     assert row == {
         "event_id": EID, "user_id": 11, "post_id": 7, "author_id": 22, "event_type": "click",
         "ts": int(datetime(2026, 11, 23, 11, 59, tzinfo=timezone.utc).timestamp()),
@@ -144,3 +145,12 @@ def test_malformed_messages_raise_value_error(value, reason) -> None:
     with pytest.raises(ValueError) as excinfo:
         message_to_row(value, "t", 0, 0, 0)
     assert reason in str(excinfo.value)
+
+
+@pytest.mark.parametrize("event_type", [["click"], {"a": 1}, 3, True])
+def test_unhashable_or_odd_event_types_are_refused_not_crashed(event_type) -> None:
+    # found by the API fuzz test: `[...] in frozenset` raises TypeError (a 500, or a stuck consumer)
+    with pytest.raises(EventRejected, match="event_type"):
+        validate_client_event(event(event_type=event_type), NOW, WINDOW)
+    with pytest.raises(ValueError, match="event_type"):
+        message_to_row(orjson.dumps({**GOOD, "event_type": event_type}), "t", 0, 0, 0)

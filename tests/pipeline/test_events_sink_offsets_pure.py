@@ -1,12 +1,11 @@
 """The pure parts of the events consumer's offsets-in-the-sink seek and the
-insert deduplication token (pipeline/consumers/events.py)."""
+insert deduplication token (pipeline/consumers/events.py). `start_position`
+is tested beside the consumer (branch issue6b changes its signature)."""
 
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING
-
-from pipeline.consumers.events import insert_token, latest_sink_offsets, start_position
+from pipeline.consumers.events import insert_token, latest_sink_offsets
 from pipeline.event_schema import ROW_COLUMNS
 
 
@@ -24,28 +23,6 @@ from pipeline.event_schema import ROW_COLUMNS
 )
 def test_latest_sink_offsets(rows, expected) -> None:
     assert latest_sink_offsets(rows) == expected
-
-
-@pytest.mark.parametrize(
-    ("sink", "committed", "high", "expected"),
-    [
-        # nothing in ClickHouse: the group's committed offset, else the log start
-        (None, -1001, 50, (0, OFFSET_BEGINNING, False)),
-        (None, 20, 50, (0, 20, False)),
-        (None, 50, 50, (0, 50, False)),
-        (None, 60, 50, (0, OFFSET_BEGINNING, False)),  # committed beyond the end: stale
-        # ClickHouse is ahead of the commit (crash between insert and commit): past the sink
-        ((0, 29, ), 20, 50, (0, 30, False)),
-        # the commit is ahead of ClickHouse: keep the commit
-        ((0, 29), 40, 50, (0, 40, False)),
-        ((3, 49), -1001, 50, (3, 50, False)),  # everything already in the sink
-        # sink offset past the partition's end: the topic was recreated
-        ((0, 50), 51, 50, (1, OFFSET_BEGINNING, True)),
-        ((4, 900), -1001, 0, (5, OFFSET_BEGINNING, True)),
-    ],
-)
-def test_start_position(sink, committed, high, expected) -> None:
-    assert start_position(sink, committed, high) == expected
 
 
 def row(partition: int, offset: int, generation: int = 0) -> tuple:
