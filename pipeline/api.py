@@ -7,14 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feed.models import Post
 from monitoring import metrics
-from pipeline.event_schema import TimeWindow
+from pipeline.event_schema import EVENT_TYPES, TimeWindow
 from pipeline.ingest import BatchRejected, events_of, ingest_events
 from pipeline.producer import PublishFailed, get_publisher
 
@@ -28,12 +30,33 @@ def _publish(messages: list[tuple[bytes, bytes]]) -> None:
     get_publisher().publish(messages, timeout=settings.EVENTS_PRODUCE_TIMEOUT_SECONDS)
 
 
+# OpenAPI only: validation is pipeline/event_schema.py (pure, unit-tested), so a
+# rejected event is reported by index while the rest of the batch goes on
+_EVENT_SCHEMA = inline_serializer("ClientEvent", {
+    "event_id": serializers.UUIDField(),
+    "post_id": serializers.IntegerField(min_value=1),
+    "event_type": serializers.ChoiceField(choices=sorted(EVENT_TYPES)),
+    "ts": serializers.DateTimeField(help_text="ISO 8601; rejected outside [now - max age, now + max skew]"),
+    "dwell_ms": serializers.IntegerField(required=False, allow_null=True, help_text="required for dwell"),
+    "position": serializers.IntegerField(required=False, allow_null=True),
+    "surface": serializers.CharField(required=False, allow_null=True, max_length=64),
+})
+_RESULT_SCHEMA = inline_serializer("EventsIngestResult", {
+    "accepted": serializers.IntegerField(),
+    "rejected": serializers.IntegerField(),
+    "errors": inline_serializer("RejectedEvent", {
+        "index": serializers.IntegerField(), "reason": serializers.CharField(),
+    }, many=True),
+})
+
+
 class EventsView(APIView):
+    parser_classes = [JSONParser]  # the schema's content type; the body is parsed with orjson below
 
     @extend_schema(
-        request={"application/json": {"type": "object", "properties": {"events": {"type": "array"}}}},
-        responses={202: OpenApiResponse(description="{accepted, rejected, errors: [{index, reason}]}"),
-                   400: OpenApiResponse(description="malformed body, or every event rejected"),
+        request=inline_serializer("EventsBatch", {"events": _EVENT_SCHEMA.__class__(many=True)}),
+        responses={202: OpenApiResponse(_RESULT_SCHEMA, description="every accepted event acknowledged by the broker"),
+                   400: OpenApiResponse(_RESULT_SCHEMA, description="malformed body ({detail}), or every event rejected"),
                    413: OpenApiResponse(description="over EVENTS_MAX_BATCH events or the body size limit"),
                    503: OpenApiResponse(description="the broker did not acknowledge in time; Retry-After")},
     )

@@ -73,7 +73,11 @@ def copies_on_topic(event_ids: set[str], timeout: float = 20.0) -> dict[str, int
                 if message.error().code() == KafkaError._PARTITION_EOF:
                     at_end.add(message.partition())
                 continue
-            event_id = orjson.loads(message.value())["event_id"]
+            # the shared topic may hold anything another run wrote: only count our ids
+            try:
+                event_id = orjson.loads(message.value() or b"null").get("event_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
             if event_id in event_ids:
                 copies[event_id] = copies.get(event_id, 0) + 1
     finally:
