@@ -64,3 +64,35 @@ CDC_SLOT_LAG_SECONDS = Gauge(
 )
 CDC_RELAY_RECONNECTS = Counter("cdc_relay_reconnects", "Relay reconnects after a Postgres or Kafka failure", ["cause"])
 # ---------------------------------------------------------------- end CDC
+
+# --- events ingestion (pipeline/api.py, producer.py, consumers/events.py)
+EVENTS_RECEIVED = Counter(
+    "events_received_total", "Events received by the API, by outcome (accepted, rejected, unavailable).",
+    ["outcome"],
+)
+EVENTS_PRODUCE_FAILURES = Counter(
+    "events_produce_failures_total", "Events the broker did not acknowledge (delivery errors, timeouts, full queue).",
+    ["reason"],
+)
+EVENTS_PROCESSING_DURATION = Histogram(
+    "events_processing_duration_seconds", "Time for the events consumer to dedup and insert one batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DEDUP_DUPLICATES = Counter(
+    "dedup_detected_duplicates_total", "Client retries dropped by event_id (Redis SET NX marks)."
+)
+DEDUP_REPLAYS = Counter(
+    "dedup_replays_total", "Messages seen again after a crash or rebalance (same message as the mark's), re-inserted."
+)
+CLICKHOUSE_INSERT_ERRORS = Counter(
+    "clickhouse_insert_errors_total", "Failed ClickHouse inserts (the batch is retried).", ["table"]
+)
+EVENT_TO_VISIBLE = Histogram(
+    "event_to_visible_seconds", "From the API's received_at to the event's insert into ClickHouse returning.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
+)
+SOURCE_TOPIC_RESETS = Counter(
+    "source_topic_resets_total",
+    "Source partitions found recreated (the sink holds offsets past the partition's end, or offsets went back).",
+    ["consumer", "topic"],
+)

@@ -154,6 +154,20 @@ CDC = CdcConfig(
     relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 9103),
 )
 
+# --- events ingestion (pipeline/)
+EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 500)
+# Client timestamps outside [received_at - max age, received_at + max skew] are
+# rejected (not clamped): a clamped ts would count the event in the wrong hour.
+EVENTS_MAX_FUTURE_SKEW_SECONDS = env_int("EVENTS_MAX_FUTURE_SKEW_SECONDS", 300)
+EVENTS_MAX_AGE_SECONDS = env_int("EVENTS_MAX_AGE_SECONDS", 7 * 24 * 3600)
+# 202 only after the broker acknowledged the batch; wait at most this long
+EVENTS_PRODUCE_TIMEOUT_SECONDS = env_float("EVENTS_PRODUCE_TIMEOUT_SECONDS", 2.0)
+EVENTS_RETRY_AFTER_SECONDS = env_int("EVENTS_RETRY_AFTER_SECONDS", 5)
+EVENTS_PRODUCER_QUEUE_MAX_MESSAGES = env_int("EVENTS_PRODUCER_QUEUE_MAX_MESSAGES", 100_000)
+# client retries are dropped by event_id for at least this long (>= 24 h)
+EVENTS_DEDUP_TTL_SECONDS = env_int("EVENTS_DEDUP_TTL_SECONDS", 48 * 3600)
+EVENTS_CONSUMER_GROUP = env_str("EVENTS_CONSUMER_GROUP", "nova-events")
+
 # --- REST API
 # Request bodies above this are refused with 413 (nova.api.RequestTooLargeMiddleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 1_048_576)

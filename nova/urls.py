@@ -7,6 +7,7 @@ from monitoring import views as monitoring_views
 api_v1 = [
     # each app adds its routes to its own urls.py
     path("", include("feed.urls")),
+    path("", include("pipeline.urls")),
 ]
 
 # unmatched API paths (unknown route, non-numeric or out-of-range id) answer JSON too

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.consumers.framework import ConsumerSpec, Handler
-from pipeline.topics import CDC_TABLES, cdc_topic, dlq_topic
+from pipeline.topics import CDC_TABLES, cdc_topic, dlq_topic, events_topic
 
 CONSUMERS: dict[str, ConsumerSpec] = {}
 
@@ -43,5 +43,30 @@ register(
         # the broker may hold an empty fetch this long: librdkafka's 500 ms default
         # alone would eat half of the 1 s change -> visible budget
         consumer_overrides={"fetch.wait.max.ms": 50},
+    )
+)
+
+# ---------------------------------------------------------------- events (pipeline/consumers/events.py)
+def _events_handler() -> Handler[Any]:
+    from pipeline.consumers.events import build_events_handler
+
+    return build_events_handler()
+
+
+def _events_group() -> str:
+    from django.conf import settings
+
+    return settings.EVENTS_CONSUMER_GROUP
+
+
+register(
+    ConsumerSpec(
+        name="events",
+        topics=lambda kafka: [events_topic(kafka)],
+        group_id=_events_group(),
+        dlq_topic=lambda kafka: dlq_topic(kafka, "events"),
+        handler_factory=_events_handler,
+        max_batch_size=10_000,
+        max_batch_time_ms=500,
     )
 )
