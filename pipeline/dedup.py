@@ -10,6 +10,7 @@ for every id, in one round trip (DESIGN.md, hot loop costs).
 
 from __future__ import annotations
 
+import uuid
 from enum import IntEnum
 
 import redis
@@ -51,8 +52,10 @@ def message_mark(generation: int, partition: int, offset: int) -> str:
 class EventDedup:
     """Domain layer: keys, TTL and the meaning of a mark, over a lazy Redis client.
 
-    `mark_identity=False` is a TEST-ONLY negative control: every mark gets the
-    same value, so a replayed message looks like a client retry and is dropped.
+    `mark_identity=False` is a TEST-ONLY negative control: a mark no longer
+    names its message (each one is a fresh nonce), which is plain `SET NX`:
+    a replayed message finds "someone else's" mark and is dropped like a
+    client retry, so a crash between marking and inserting loses the batch.
     """
 
     def __init__(self, redis_url: str, key_prefix: str, ttl_seconds: int, *,
@@ -83,7 +86,8 @@ class EventDedup:
         client = self.client
         assert self._script is not None
         if not self.mark_identity:
-            marks = ["-"] * len(marks)
+            nonce = uuid.uuid4().hex
+            marks = [f"{nonce}:{i}" for i in range(len(marks))]
         keys = [dedup_key(self.key_prefix, event_id) for event_id in event_ids]
         answers = self._script(keys=keys, args=[self.ttl_seconds, *marks], client=client)
         return [Seen(int(answer)) for answer in answers]

@@ -40,7 +40,11 @@ class ConsumerCommand(BaseCommand):
             max_batch_time_ms=options["max_batch_time_ms"] or spec.max_batch_time_ms,
             commit_before_write=options["test_commit_before_write"],
         )
-        return ConsumerRunner(spec, settings.KAFKA, spec.handler_factory(), runner_options)
+        return ConsumerRunner(spec, settings.KAFKA, self.build_handler(spec, options), runner_options)
+
+    def build_handler(self, spec, options):
+        """The registry's handler; a named shortcut may add its own (test-only) switches."""
+        return spec.handler_factory()
 
     def handle(self, *args, **options):
         runner = self.build_runner(options)
