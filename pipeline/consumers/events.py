@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 
 from clickhouse_driver import Client
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from monitoring import metrics
 from nova.clickhouse import server_version
@@ -50,6 +51,14 @@ SINK_ROW_SQL = (
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
 _PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
 _RECEIVED_MS = ROW_COLUMNS.index("received_at_ms")
+
+
+def _event_id(value: bytes | None) -> str | None:
+    try:
+        event = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    return event.get("event_id") if isinstance(event, dict) else None
 
 
 def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
@@ -138,6 +147,8 @@ class EventsHandler:
         self._writes = 0
         self._generation: dict[tuple[str, int], int] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
+        # the last valid message per partition: (offset, event_id), for check_sources
+        self._last_event: dict[tuple[str, int], tuple[int, str]] = {}
         self._use_token: bool | None = None
 
     # -------------------------------------------------------------- decode
@@ -151,11 +162,40 @@ class EventsHandler:
             self._topic_recreated(topic, partition, f"offset {offset} after {last}")
         self._last_offset[key] = offset
         try:
-            return message_to_row(message.value(), topic, partition, offset, self._generation.get(key, 0))
+            row = message_to_row(message.value(), topic, partition, offset, self._generation.get(key, 0))
         except ValueError as exc:
             raise InvalidMessage(str(exc)) from exc
+        self._last_event[key] = (offset, row[0])
+        return row
+
+    def check_sources(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Is the last message we read still in its partition? If not, the topic was recreated.
+
+        Returns {(topic, partition): offset to restart from} for recreated ones.
+        A probe failure is logged and retried at the next check: guessing
+        "recreated" on a timeout would re-read a healthy log as a new generation.
+        """
+        restart: dict[tuple[str, int], int] = {}
+        for key in [key for key in self._last_event if key not in assigned]:
+            del self._last_event[key]
+        with self.probe:
+            for (topic, partition), (offset, event_id) in list(self._last_event.items()):
+                try:
+                    message = self.probe.message_at(topic, partition, offset)
+                    same = message is not None and _event_id(message.value()) == event_id
+                    low = 0 if same else self.probe.watermarks(topic, partition)[0]
+                except (KafkaException, TimeoutError) as exc:
+                    logger.warning("events: could not check %s[%d]: %s", topic, partition, exc)
+                    continue
+                if not same:
+                    key = (topic, partition)
+                    self._topic_recreated(topic, partition, f"offset {offset} no longer holds event {event_id}")
+                    self._last_offset.pop(key, None)
+                    restart[key] = low
+        return restart
 
     def _topic_recreated(self, topic: str, partition: int, why: str) -> None:
+        self._last_event.pop((topic, partition), None)
         key = (topic, partition)
         self._generation[key] = self._generation.get(key, 0) + 1
         metrics.SOURCE_TOPIC_RESETS.labels(self.name, topic).inc()
@@ -216,23 +256,25 @@ class EventsHandler:
         """
         positions: dict[tuple[str, int], int] = {}
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=10)}
-        for topic in sorted({tp.topic for tp in partitions}):
-            sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
-            for tp in (tp for tp in partitions if tp.topic == topic):
-                key = (topic, tp.partition)
-                self._last_offset.pop(key, None)
-                low, end = self.probe.end_offset(topic, tp.partition)
-                held = sink.get(tp.partition)
-                in_log = held is not None and self._sink_message_in_log(topic, tp.partition, held, low, end)
-                generation, position, recreated = start_position(held, in_log, committed.get(key, -1), end)
-                if recreated:
-                    assert held is not None
-                    self._generation[key] = generation - 1
-                    self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {held[1]} of generation "
-                                                               f"{held[0]}, the partition ends at {end} without it")
-                self._generation[key] = generation
-                if self.sink_seek:
-                    positions[key] = position
+        with self.probe:
+            for topic in sorted({tp.topic for tp in partitions}):
+                sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
+                for tp in (tp for tp in partitions if tp.topic == topic):
+                    key = (topic, tp.partition)
+                    self._last_offset.pop(key, None)
+                    self._last_event.pop(key, None)
+                    low, end = self.probe.end_offset(topic, tp.partition)
+                    held = sink.get(tp.partition)
+                    in_log = held is not None and self._sink_message_in_log(topic, tp.partition, held, low, end)
+                    generation, position, recreated = start_position(held, in_log, committed.get(key, -1), end)
+                    if recreated:
+                        assert held is not None
+                        self._generation[key] = generation - 1
+                        self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {held[1]} of generation "
+                                                                   f"{held[0]}, the partition ends at {end} without it")
+                    self._generation[key] = generation
+                    if self.sink_seek:
+                        positions[key] = position
         return positions
 
     def _sink_message_in_log(self, topic: str, partition: int, held: tuple[int, int], low: int, end: int) -> bool:

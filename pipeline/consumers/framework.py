@@ -13,9 +13,11 @@ a handler that knows its messages and its sink. The runner owns Kafka:
       outage of the sink never dead-letters good data);
    b. produce the dead letters and wait until the broker acknowledged them;
    c. commit the batch's offsets, synchronously;
-4. on revoke, flush before the partitions go; if that fails, drop the batch
+4. every few seconds, `handler.check_sources` (optional) may report
+   partitions whose log was replaced (topic recreated) and where to restart;
+5. on revoke, flush before the partitions go; if that fails, drop the batch
    uncommitted (the next owner re-reads it: sinks are replay-safe);
-5. on SIGTERM/SIGINT, stop polling, flush once, close.
+6. on SIGTERM/SIGINT, stop polling, flush once, close.
 
 Offsets are committed only in step 3c (`enable.auto.commit=false`,
 `enable.auto.offset.store=false`), so every committed message has been written
@@ -91,6 +93,9 @@ class RunnerOptions:
     retry_max_seconds: float = 5.0
     revoke_flush_attempts: int = 3
     lag_interval_seconds: float = 5.0
+    # how often a handler with `check_sources` verifies that it still reads the
+    # log it was reading (a topic recreated under a running consumer)
+    source_check_interval_seconds: float = 5.0
     poll_timeout_seconds: float = 0.1
     # Test-only negative control for fault-injection tests: commits offsets
     # before the sink write, which loses data when the process dies in between.
@@ -142,6 +147,7 @@ class ConsumerRunner(Generic[T]):
         self._consecutive_invalid = 0
         self._batch: _Batch[T] = _Batch()
         self._last_lag_check = 0.0
+        self._last_source_check = time.monotonic()
         self.consumer = Consumer({
             **kafka.client_config(),
             "group.id": spec.group_id,
@@ -171,6 +177,7 @@ class ConsumerRunner(Generic[T]):
                 if self._batch_due():
                     self.flush()
                 self.report_lag()
+                self.check_sources()
             if self._batch.size:
                 self.flush(attempts=self.options.revoke_flush_attempts)
         finally:
@@ -330,6 +337,24 @@ class ConsumerRunner(Generic[T]):
             except KeyError:
                 pass
         logger.info("%s: revoked %s", self.spec.name, sorted(revoked))
+
+    # ------------------------------------------------------------------ sources
+    def check_sources(self) -> None:
+        """Ask the handler whether a partition's log was replaced; seek where it says.
+
+        The broker does not always tell: a recreated topic whose new log is
+        still shorter than our position just looks idle (tansu), or longer,
+        looks normal. Handlers that keep offsets in their sink must not miss it.
+        """
+        check = getattr(self.handler, "check_sources", None)
+        now = time.monotonic()
+        if check is None or now - self._last_source_check < self.options.source_check_interval_seconds:
+            return
+        self._last_source_check = now
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        for (topic, partition), offset in check(assigned).items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+            logger.warning("%s: %s[%d]: seeking to %d", self.spec.name, topic, partition, offset)
 
     # ------------------------------------------------------------------ lag
     def report_lag(self) -> None:

@@ -47,6 +47,15 @@ class PartitionProbe:
             self._consumer.close()
             self._consumer = None
 
+    # Used as `with probe:` around each round of reads, so no client lingers with
+    # the topic's metadata between rounds: librdkafka 2.16 crashes (SIGSEGV) when
+    # a topic it has fetched from is deleted on the local broker.
+    def __enter__(self) -> PartitionProbe:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         return self.consumer.get_watermark_offsets(
             TopicPartition(topic, partition), timeout=self.timeout_seconds, cached=False
@@ -62,8 +71,15 @@ class PartitionProbe:
             last = message.offset()
         return low, last + 1
 
-    def message_at(self, topic: str, partition: int, offset: int, end: int) -> Message | None:
-        """The message stored at `offset`, or None if the log has none there."""
+    def message_at(self, topic: str, partition: int, offset: int, end: int | None = None) -> Message | None:
+        """The message stored at `offset`, or None if the log has none there.
+
+        `end` (the exact end) if the caller knows it; else it is found only when
+        the offset is not below the reported watermark.
+        """
+        if end is None:
+            low, high = self.watermarks(topic, partition)
+            end = high if low <= offset < high else self.end_offset(topic, partition)[1]
         if offset >= end:
             return None
         for message in self._read_from(topic, partition, offset, limit=1_000_000):

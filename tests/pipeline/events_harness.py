@@ -165,6 +165,7 @@ class ConsumerProcess:
             "DJANGO_SETTINGS_MODULE": "tests.pipeline.consumer_settings",
             "NOVA_TEST_TOPIC_PREFIX": self.topics.kafka.topic_prefix,
             "NOVA_TEST_CONSUMER_GROUP": self.topics.group,
+            "PYTHONFAULTHANDLER": "1",  # a crash in librdkafka leaves a Python traceback in the log
             **self.env,
         }
         with self.log_path.open("ab") as log:
@@ -340,9 +341,11 @@ def _mismatches(expected: dict[tuple, tuple], actual: dict[tuple, tuple]) -> int
     return sum(1 for key in expected.keys() | actual.keys() if expected.get(key) != actual.get(key))
 
 
-def check_sink(clickhouse: Any, topic: str, plan: EventPlan) -> SinkReport:
+def check_sink(clickhouse: Any, topic: str, plan: EventPlan, generation: int | None = None) -> SinkReport:
+    """`generation`: compare only the rows of that topic generation (None: all)."""
     ids = Counter(str(row[0]) for row in clickhouse.execute(
-        "SELECT event_id FROM events WHERE _topic = %(t)s", {"t": topic}))
+        "SELECT event_id FROM events WHERE _topic = %(t)s AND (%(g)s < 0 OR _generation = %(g)s)",
+        {"t": topic, "g": -1 if generation is None else generation}))
     low, high = plan.id_base, plan.id_base + 10**6
     hourly = {
         (post, author, hour): tuple(values)
