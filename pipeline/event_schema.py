@@ -127,7 +127,10 @@ def build_message(fields: dict[str, Any], user_id: int, author_id: int | None, r
 def _epoch_ms(value: Any, name: str) -> int:
     if not isinstance(value, str):
         raise ValueError(f"{name}: not an ISO 8601 string")
-    parsed = datetime.fromisoformat(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name}: {value[:40]!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return int(parsed.timestamp() * 1000)
