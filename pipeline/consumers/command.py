@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from monitoring import metrics
 from pipeline.consumers import CONSUMERS
-from pipeline.consumers.framework import ConsumerRunner, DeadLetterFlood, RunnerOptions
+from pipeline.consumers.framework import ConsumerRunner, DeadLetterFlood, RunnerOptions, tune_gc_for_batches
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class ConsumerCommand(BaseCommand):
         port = options["metrics_port"]
         metrics.serve(settings.CONSUMER_METRICS_PORTS.get(runner.spec.name, 0) if port is None else port)
         runner.install_signal_handlers()
+        tune_gc_for_batches()
         logger.info("%s: consuming %s as group %s", runner.spec.name, runner.spec.topics(settings.KAFKA), runner.spec.group_id)
         try:
             runner.run(max_seconds=options["max_seconds"])

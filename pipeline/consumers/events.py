@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass
 
 from clickhouse_driver import Client
@@ -28,6 +29,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from monitoring import metrics
+from monitoring.histograms import observe_many
 from nova.clickhouse import server_version
 from pipeline.consumers.framework import InvalidMessage
 from pipeline.consumers.log_probe import PartitionProbe
@@ -47,18 +49,18 @@ SINK_ROW_SQL = (
     "AND event_id = toUUID(%(event_id)s) AND _topic = %(topic)s AND _partition = %(partition)s "
     "AND _offset = %(offset)s AND _generation = %(generation)s"
 )
+DEDUP_CHUNK = 10_000
 # insert_deduplication_token arrived in ClickHouse 22.3 (DESIGN.md portability table)
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
 _PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
 _RECEIVED_MS = ROW_COLUMNS.index("received_at_ms")
 
 
-def _event_id(value: bytes | None) -> str | None:
+def _event_id(value: bytes | None) -> uuid.UUID | None:
     try:
-        event = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
+        return uuid.UUID(orjson.loads(value or b"")["event_id"])
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
         return None
-    return event.get("event_id") if isinstance(event, dict) else None
 
 
 def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
@@ -148,7 +150,7 @@ class EventsHandler:
         self._generation: dict[tuple[str, int], int] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
         # the last valid message per partition: (offset, event_id), for check_sources
-        self._last_event: dict[tuple[str, int], tuple[int, str]] = {}
+        self._last_event: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}
         self._use_token: bool | None = None
 
     # -------------------------------------------------------------- decode
@@ -208,8 +210,12 @@ class EventsHandler:
     def write(self, items: list[tuple]) -> None:
         started = time.monotonic()
         self._writes += 1
-        marks = [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in items]
-        seen = self.dedup.classify([row[0] for row in items], marks)
+        seen: list[Seen] = []
+        for start in range(0, len(items), DEDUP_CHUNK):
+            # one Lua call blocks Redis while it runs: keep each call short
+            chunk = items[start:start + DEDUP_CHUNK]
+            seen += self.dedup.classify([row[0].hex for row in chunk],
+                                        [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk])
         rows = [row for row, verdict in zip(items, seen) if verdict is not Seen.RETRY]
         retries = len(items) - len(rows)
         replays = sum(1 for verdict in seen if verdict is Seen.REPLAY)
@@ -221,8 +227,7 @@ class EventsHandler:
         metrics.DEDUP_DUPLICATES.inc(retries)
         metrics.DEDUP_REPLAYS.inc(replays)
         now_ms = time.time() * 1000
-        for row in rows:
-            metrics.EVENT_TO_VISIBLE.observe(max(now_ms - row[_RECEIVED_MS], 0) / 1000)
+        observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in rows])
         metrics.EVENTS_PROCESSING_DURATION.observe(time.monotonic() - started)
 
     def _maybe_crash(self, point: str) -> None:
@@ -292,7 +297,7 @@ class EventsHandler:
         except ValueError:
             return False
         found = self.clickhouse.execute(SINK_ROW_SQL, {
-            "user_id": row[ROW_COLUMNS.index("user_id")], "ts": row[ROW_COLUMNS.index("ts")], "event_id": row[0],
+            "user_id": row[ROW_COLUMNS.index("user_id")], "ts": row[ROW_COLUMNS.index("ts")], "event_id": str(row[0]),
             "topic": topic, "partition": partition, "offset": max_offset, "generation": generation,
         })
         return bool(found and found[0][0])

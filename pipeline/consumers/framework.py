@@ -13,6 +13,9 @@ a handler that knows its messages and its sink. The runner owns Kafka:
       outage of the sink never dead-letters good data);
    b. produce the dead letters and wait until the broker acknowledged them;
    c. commit the batch's offsets, synchronously;
+   a and b run on a writer thread while the next batch is polled (one batch
+   in flight, written in order); c runs on the consumer's thread once they
+   returned, before the next batch is handed to the writer;
 4. every few seconds, `handler.check_sources` (optional) may report
    partitions whose log was replaced (topic recreated) and where to restart;
 5. on revoke, flush before the partitions go; if that fails, drop the batch
@@ -26,10 +29,12 @@ or dead-lettered: at-least-once delivery, made exactly-once by the sinks.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -72,6 +77,9 @@ class ConsumerSpec:
     max_batch_time_ms: int = 500
     # where a group without committed offsets starts: never skip data
     auto_offset_reset: str = "earliest"
+    # librdkafka settings for this consumer only (e.g. a short fetch.wait.max.ms
+    # for a latency-bound consumer)
+    consumer_overrides: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,14 +115,34 @@ class _Batch(Generic[T]):
     items: list[T] = field(default_factory=list)
     dead_letters: list[tuple[Message, str]] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    dead_lettered: int = 0  # already acknowledged by the DLQ (a retried flush sends none twice)
     size: int = 0
     started: float = 0.0
+
+    @property
+    def dead_letter_count(self) -> int:
+        return self.dead_lettered + len(self.dead_letters)
 
     def add(self, message: Message) -> None:
         if self.size == 0:
             self.started = time.monotonic()
         self.size += 1
         self.next_offsets[(message.topic(), message.partition())] = message.offset() + 1
+
+
+def tune_gc_for_batches() -> None:
+    """Make the garbage collector fit a process that builds big, short-lived batches.
+
+    A batch allocates several containers per message (decoded dicts, row
+    tuples, ids); with the default threshold (700) CPython runs a young
+    collection every ~150 messages and regularly a full one that walks every
+    live batch: measured here, about a quarter of the events consumer's CPU.
+    Objects that live as long as the process (modules, settings, clients) are
+    frozen out of the collector's view; the rows themselves hold no cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 1000)
 
 
 def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:
@@ -146,6 +174,10 @@ class ConsumerRunner(Generic[T]):
         self._deadline: float | None = None
         self._consecutive_invalid = 0
         self._batch: _Batch[T] = _Batch()
+        # one batch being written by the writer thread: (batch, started, future of its write)
+        self._in_flight: tuple[_Batch[T], float, Future[bool]] | None = None
+        self._write_gave_up = False
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-writer")
         self._last_lag_check = 0.0
         self._last_source_check = time.monotonic()
         self.consumer = Consumer({
@@ -156,6 +188,7 @@ class ConsumerRunner(Generic[T]):
             "auto.offset.reset": spec.auto_offset_reset,
             "session.timeout.ms": kafka.session_timeout_ms,
             "enable.partition.eof": False,
+            **spec.consumer_overrides,
             **(consumer_overrides or {}),
         })
         self.dlq_producer = Producer({
@@ -175,13 +208,20 @@ class ConsumerRunner(Generic[T]):
             while not self.stop_requested:
                 self.poll_step()
                 if self._batch_due():
-                    self.flush()
+                    self.flush(wait=False)
+                else:
+                    self._finish_in_flight(block=False)
                 self.report_lag()
                 self.check_sources()
-            if self._batch.size:
-                self.flush(attempts=self.options.revoke_flush_attempts)
+            self.flush(attempts=self.options.revoke_flush_attempts)
+        except BaseException:
+            # stopping on an error: the batch being built stays uncommitted
+            # (and is not flushed by the revoke that close() triggers)
+            self._batch = _Batch()
+            raise
         finally:
             self.consumer.close()
+            self._writer.shutdown(wait=True)
             self.dlq_producer.flush(5)
 
     def install_signal_handlers(self) -> None:
@@ -229,28 +269,66 @@ class ConsumerRunner(Generic[T]):
             return True
         return (time.monotonic() - batch.started) * 1000 >= self.options.max_batch_time_ms
 
-    def flush(self, attempts: int | None = None) -> bool:
-        """Write, dead-letter, commit. Returns False if it gave up (attempts ran out)."""
+    def flush(self, attempts: int | None = None, wait: bool = True) -> bool:
+        """Write, dead-letter, commit. Returns False if it gave up (attempts ran out).
+
+        With `wait=False` (the main loop) the batch is written by the writer
+        thread while the next one is polled and decoded: one batch in flight,
+        written in order, committed here (the consumer's thread) only after its
+        write returned. The sink's waits (ClickHouse, Redis) then overlap with
+        decoding instead of adding to it.
+        """
+        if self._write_gave_up:
+            return False
         batch = self._batch
         if batch.size == 0:
-            return True
+            return self._finish_in_flight(attempts)
         self._check_dead_letter_ratio(batch)
-        started = time.monotonic()
+        if not self._finish_in_flight(attempts):
+            return False
+        self._batch = _Batch()
         if self.options.commit_before_write:
             self._commit(batch)
+            if not self._write_batch(batch, attempts):
+                return False
+            self._batch_done(batch, time.monotonic())
+            return True
+        self._in_flight = (batch, time.monotonic(), self._writer.submit(self._write_batch, batch, attempts))
+        return self._finish_in_flight(attempts) if wait else True
+
+    def _write_batch(self, batch: _Batch[T], attempts: int | None) -> bool:
+        """The sink's part of a flush (the writer thread): write, then dead letters."""
         if batch.items and not self._retry(lambda: self.handler.write(batch.items), "write", attempts):
             return False
         if batch.dead_letters and not self._retry(lambda: self._send_dead_letters(batch), "dead-letter", attempts):
             return False
-        if not self.options.commit_before_write:
-            self._commit(batch)
+        return True
+
+    def _finish_in_flight(self, attempts: int | None = None, block: bool = True) -> bool:
+        """Wait for the batch in flight (if any) and commit it. False: its write gave up,
+        and it stays uncommitted (its messages are read again by whoever owns them next)."""
+        if self._in_flight is None:
+            return True
+        batch, started, future = self._in_flight
+        if not block and not future.done():
+            return True
+        self._in_flight = None
+        if not future.result():
+            # Never commit past a batch that was not written: nothing more is
+            # written or committed until a rebalance hands out fresh positions
+            # (or the process stops and the next one replays from the commits).
+            self._write_gave_up = True
+            return False
+        self._commit(batch)
+        self._batch_done(batch, started)
+        return True
+
+    def _batch_done(self, batch: _Batch[T], started: float) -> None:
         name = self.spec.name
         metrics.CONSUMER_MESSAGES.labels(name, "written").inc(len(batch.items))
-        metrics.CONSUMER_MESSAGES.labels(name, "dead_lettered").inc(len(batch.dead_letters))
+        metrics.CONSUMER_MESSAGES.labels(name, "dead_lettered").inc(batch.dead_letter_count)
         metrics.CONSUMER_BATCH_SIZE.labels(name).observe(batch.size)
         metrics.CONSUMER_BATCH_DURATION.labels(name).observe(time.monotonic() - started)
-        self._batch = _Batch()
-        return True
 
     def _check_dead_letter_ratio(self, batch: _Batch[T]) -> None:
         invalid = len(batch.dead_letters)
@@ -299,6 +377,7 @@ class ConsumerRunner(Generic[T]):
         metrics.DLQ_MESSAGES.labels(self.spec.name, self.dlq_topic).inc(len(batch.dead_letters))
         # only the DLQ copies of *this* batch were acknowledged; a later retry
         # of the same batch must not produce them again
+        batch.dead_lettered += len(batch.dead_letters)
         batch.dead_letters = []
 
     def _commit(self, batch: _Batch[T]) -> None:
@@ -315,6 +394,8 @@ class ConsumerRunner(Generic[T]):
 
     # ------------------------------------------------------------------ rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # the handler's seek reads its sink: nothing of ours may still be writing to it
+        self._finish_in_flight(self.options.revoke_flush_attempts)
         seek = getattr(self.handler, "seek_positions", None)
         if seek is None:
             return
@@ -328,9 +409,12 @@ class ConsumerRunner(Generic[T]):
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        if self._batch.size and not self.flush(attempts=self.options.revoke_flush_attempts):
+        if not self.flush(attempts=self.options.revoke_flush_attempts):
             logger.warning("%s: could not flush before revoke; dropping the batch uncommitted", self.spec.name)
             self._batch = _Batch()
+            # eager rebalancing: every partition goes, and the next assignment
+            # starts from committed (or sink) offsets, behind anything dropped
+            self._write_gave_up = False
         for topic, partition in revoked:
             try:
                 metrics.CONSUMER_LAG.remove(self.spec.name, topic, str(partition))

@@ -73,7 +73,7 @@ def test_crash_point_parse_refuses(text) -> None:
 
 def test_message_to_row_keeps_the_source_position_and_millis() -> None:
     row = dict(zip(ROW_COLUMNS, message_to_row(GOOD, "nova.events", 3, 1234, 2)))
-    assert row["event_id"] == "0b7e7c1e-9a4c-4c55-8f43-2a8e2f7a9d11"
+    assert row["event_id"] == uuid.UUID("0b7e7c1e-9a4c-4c55-8f43-2a8e2f7a9d11")
     assert (row["user_id"], row["post_id"], row["author_id"], row["event_type"]) == (7, 9, 3, "like")
     assert row["received_at_ms"] % 1000 == 500 and row["received_at"] == row["received_at_ms"] // 1000
     assert (row["dwell_ms"], row["position"], row["surface"]) == (0, 4, "home")
@@ -107,13 +107,13 @@ class TestDedupMarks:
 
     def test_new_then_replay_of_the_same_message_then_client_retry(self) -> None:
         dedup = self._dedup()
-        a, b = str(uuid.uuid4()), str(uuid.uuid4())
+        a, b = uuid.uuid4().hex, uuid.uuid4().hex
         mark_a, mark_b = message_mark(0, 1, 10), message_mark(0, 1, 11)
         assert dedup.classify([a, b], [mark_a, mark_b]) == [Seen.NEW, Seen.NEW]
         # the same messages again (a crash before the insert): inserted again
         assert dedup.classify([a, b], [mark_a, mark_b]) == [Seen.REPLAY, Seen.REPLAY]
         # another message with event a (client retry), and the same id twice in one batch
-        c = str(uuid.uuid4())
+        c = uuid.uuid4().hex
         assert dedup.classify([a, c, c], [message_mark(0, 1, 50), message_mark(0, 1, 51), message_mark(0, 1, 52)]) == [
             Seen.RETRY, Seen.NEW, Seen.RETRY]
         # a new topic generation at the same offset is another message
@@ -121,7 +121,7 @@ class TestDedupMarks:
 
     def test_marks_live_at_least_a_day(self) -> None:
         dedup = self._dedup()
-        event_id = str(uuid.uuid4())
+        event_id = uuid.uuid4().hex
         dedup.classify([event_id], [message_mark(0, 0, 0)])
         ttl = dedup.client.ttl(f"{dedup.key_prefix}:dedup:event:{event_id}")
         assert 24 * 3600 <= ttl <= 48 * 3600
@@ -130,7 +130,7 @@ class TestDedupMarks:
 
     def test_negative_control_marks_without_identity_take_a_replay_for_a_retry(self) -> None:
         dedup = self._dedup(mark_identity=False)
-        a = str(uuid.uuid4())
+        a = uuid.uuid4().hex
         assert dedup.classify([a], [message_mark(0, 0, 5)]) == [Seen.NEW]
         assert dedup.classify([a], [message_mark(0, 0, 5)]) == [Seen.RETRY]  # the loss the chaos test catches
 
