@@ -260,6 +260,8 @@ def consumer_throughput(topic: str, unique: int, timeout: float) -> tuple[float,
                 break
             time.sleep(0.1)
         assert first is not None and count >= unique, f"consumer did not finish: {count}/{unique}"
+        if now - first[0] < 1.0:
+            raise SystemExit(f"the consumer wrote {count:,} rows in under a second: use more --events")
         return rate(count - first[1], now - first[0]), now - first[0], count
     finally:
         stop(process)
@@ -303,19 +305,21 @@ def latency(partitions: int, rate_per_s: int, seconds: float) -> dict[str, objec
         expected = int(rate_per_s * seconds)
 
         def poll() -> None:
+            # a row returned by a query was visible when the query started (ClickHouse
+            # reads the parts that exist then): that start is the observation time
             seen: dict[int, int] = {}
             poller = make_client(settings.CLICKHOUSE)
             while not stop_poll.is_set():
                 where = " OR ".join(f"(_partition = {p} AND _offset > {o})" for p, o in seen.items()) or "1"
                 excluded = ", ".join(str(p) for p in seen) or "-1"
+                observed_ms = time.time() * 1000
                 rows = poller.execute(
                     "SELECT _partition, _offset, received_at_ms FROM events WHERE _topic = %(t)s AND "
                     f"(({where}) OR _partition NOT IN ({excluded})) AND received_at_ms > %(since)s",
                     {"t": topic, "since": since_ms})
-                now_ms = time.time() * 1000
                 for partition, offset, received_ms in rows:
                     seen[partition] = max(seen.get(partition, -1), offset)
-                    latencies.append((now_ms - received_ms) / 1000)
+                    latencies.append((observed_ms - received_ms) / 1000)
                 time.sleep(0.05)
 
         since_ms = int(time.time() * 1000)
@@ -384,6 +388,7 @@ def main() -> None:
         say(f"ratio to the stage ceiling {consumer_rate / ceiling:.0%}, "
             f"to the plain clickhouse-client insert {consumer_rate / client_rate:.0%}")
     if not args.skip_latency:
+        wait_for_merges()
         result = latency(args.partitions, args.rate, args.seconds)
         say(f"event-to-visible at {args.rate}/s for {args.seconds:g} s: {result['events']:,} events, "
             f"P50 {result['p50']:.3f} s, P95 {result['p95']:.3f} s, P99 {result['p99']:.3f} s, "

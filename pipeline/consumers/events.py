@@ -3,10 +3,12 @@
 Per batch (the framework commits offsets only after `write` returns):
 1. `decode` parses each message into an `events` row that carries its source
    topic, partition, offset and topic generation; malformed → dead letter;
-2. `write` marks every event_id in one Lua call; a message finding the mark of
-   another message is a client retry and is dropped (counted), a message
-   finding its own mark is a replay of a failed attempt and is inserted again;
-3. inserts the rows (with an insert_deduplication_token where the server has it);
+2. `prepare` marks every event_id (one Lua call per 10,000); a message finding
+   the mark of another message is a client retry and is dropped (counted), a
+   message finding its own mark is a replay of a failed attempt and is
+   inserted again (it runs while the previous batch is being inserted);
+3. `write` inserts the rows (with an insert_deduplication_token where the
+   server has it);
    the materialized views then add each event to the aggregates once.
 On assignment, `seek_positions` starts each partition past the highest offset
 ClickHouse holds for it, so a crash between insert and commit never inserts a
@@ -53,7 +55,7 @@ DEDUP_CHUNK = 10_000
 # insert_deduplication_token arrived in ClickHouse 22.3 (DESIGN.md portability table)
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
 _PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
-_RECEIVED_MS = ROW_COLUMNS.index("received_at_ms")
+_RECEIVED_MS, _TOPIC = ROW_COLUMNS.index("received_at_ms"), ROW_COLUMNS.index("_topic")
 
 
 def _event_id(value: bytes | None) -> uuid.UUID | None:
@@ -108,8 +110,18 @@ def insert_token(topic: str, rows: list[tuple]) -> str:
 
 
 @dataclass(frozen=True)
+class DedupedBatch:
+    """A batch after the dedup marks: the rows to insert and what was dropped."""
+
+    rows: list[tuple]
+    retries: int
+    replays: int
+    dedup_seconds: float
+
+
+@dataclass(frozen=True)
 class CrashPoint:
-    """TEST-ONLY fault injection: SIGKILL this process at `point` of the `batch`-th write.
+    """TEST-ONLY fault injection: SIGKILL this process at `point` of the `batch`-th batch.
 
     "after-dedup": the marks are set, the insert has not happened (a replay
     must not take its own marks for client retries); "after-insert": the rows
@@ -146,6 +158,7 @@ class EventsHandler:
         self.probe = probe
         self.sink_seek = sink_seek
         self.crash_at = crash_at
+        self._prepared = 0
         self._writes = 0
         self._generation: dict[tuple[str, int], int] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
@@ -207,9 +220,15 @@ class EventsHandler:
         )
 
     # -------------------------------------------------------------- write
-    def write(self, items: list[tuple]) -> None:
+    def prepare(self, items: list[tuple]) -> DedupedBatch:
+        """Mark every event id (one Lua call per DEDUP_CHUNK) and drop client retries.
+
+        Runs on the consumer's thread while the previous batch is being
+        inserted. Marking before the previous insert landed is safe: a replay
+        finds its own marks and is inserted again.
+        """
         started = time.monotonic()
-        self._writes += 1
+        self._prepared += 1
         seen: list[Seen] = []
         for start in range(0, len(items), DEDUP_CHUNK):
             # one Lua call blocks Redis while it runs: keep each call short
@@ -217,22 +236,29 @@ class EventsHandler:
             seen += self.dedup.classify([row[0].hex for row in chunk],
                                         [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk])
         rows = [row for row, verdict in zip(items, seen) if verdict is not Seen.RETRY]
-        retries = len(items) - len(rows)
         replays = sum(1 for verdict in seen if verdict is Seen.REPLAY)
-        self._maybe_crash("after-dedup")
-        if rows:
-            self._insert(items[0][ROW_COLUMNS.index("_topic")], rows)
-        self._maybe_crash("after-insert")
-        # counted after the insert: a failed attempt is retried and recounted
-        metrics.DEDUP_DUPLICATES.inc(retries)
-        metrics.DEDUP_REPLAYS.inc(replays)
-        now_ms = time.time() * 1000
-        observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in rows])
-        metrics.EVENTS_PROCESSING_DURATION.observe(time.monotonic() - started)
+        self._maybe_crash("after-dedup", self._prepared)
+        return DedupedBatch(rows, len(items) - len(rows), replays, time.monotonic() - started)
 
-    def _maybe_crash(self, point: str) -> None:
-        if self.crash_at is not None and self.crash_at == CrashPoint(point, self._writes):
-            logger.error("events: TEST fault injection: SIGKILL %s of write %d", point, self._writes)
+    def write(self, batch: DedupedBatch | list[tuple]) -> None:
+        """Insert what `prepare` kept (a plain list of rows is prepared here first)."""
+        if isinstance(batch, list):
+            batch = self.prepare(batch)
+        started = time.monotonic()
+        self._writes += 1
+        if batch.rows:
+            self._insert(batch.rows[0][_TOPIC], batch.rows)
+        self._maybe_crash("after-insert", self._writes)
+        # counted after the insert: a failed attempt is retried and recounted
+        metrics.DEDUP_DUPLICATES.inc(batch.retries)
+        metrics.DEDUP_REPLAYS.inc(batch.replays)
+        now_ms = time.time() * 1000
+        observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in batch.rows])
+        metrics.EVENTS_PROCESSING_DURATION.observe(batch.dedup_seconds + time.monotonic() - started)
+
+    def _maybe_crash(self, point: str, batch: int) -> None:
+        if self.crash_at is not None and self.crash_at == CrashPoint(point, batch):
+            logger.error("events: TEST fault injection: SIGKILL %s of batch %d", point, batch)
             for handler in logging.getLogger().handlers:
                 handler.flush()
             os.kill(os.getpid(), signal.SIGKILL)

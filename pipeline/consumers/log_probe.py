@@ -103,7 +103,7 @@ class PartitionProbe:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"reading {topic}[{partition}] from offset {offset}: no answer "
                                        f"within {self.timeout_seconds}s")
-                message = consumer.poll(0.1)
+                message = consumer.poll(0.02)
                 if message is None:
                     continue
                 error = message.error()
