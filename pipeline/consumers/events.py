@@ -8,8 +8,8 @@ Per batch (the framework commits offsets only after `write` returns):
    message finding its own mark is a replay of a failed attempt and is
    inserted again (it runs while the previous batch is being inserted);
 3. `write` inserts the rows (with an insert_deduplication_token where the
-   server has it);
-   the materialized views then add each event to the aggregates once.
+   server has it); the materialized views then add each event to the
+   aggregates once.
 On assignment, `seek_positions` starts each partition past the highest offset
 ClickHouse holds for it, so a crash between insert and commit never inserts a
 message twice; if the message at that offset is no longer in the partition (or
@@ -26,8 +26,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from clickhouse_driver import Client
 import orjson
+from clickhouse_driver import Client
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from monitoring import metrics
