@@ -6,7 +6,7 @@ Per batch (the framework commits offsets only after `write` returns):
 2. `prepare` marks every event_id (one Lua call per 10,000); a message finding
    the mark of another message is a client retry and is dropped (counted), a
    message finding its own mark is a replay of a failed attempt and is
-   inserted again (it runs while the previous batch is being inserted);
+   inserted again (on its own thread, while the previous batch is inserted);
 3. `write` inserts the rows (with an insert_deduplication_token where the
    server has it); the materialized views then add each event to the
    aggregates once.
@@ -223,9 +223,9 @@ class EventsHandler:
     def prepare(self, items: list[tuple]) -> DedupedBatch:
         """Mark every event id (one Lua call per DEDUP_CHUNK) and drop client retries.
 
-        Runs on the consumer's thread while the previous batch is being
-        inserted. Marking before the previous insert landed is safe: a replay
-        finds its own marks and is inserted again.
+        Runs on the framework's prepare thread while the previous batch is
+        being inserted. Marking before the previous insert landed is safe: a
+        replay finds its own marks and is inserted again.
         """
         started = time.monotonic()
         self._prepared += 1

@@ -13,11 +13,10 @@ a handler that knows its messages and its sink. The runner owns Kafka:
       outage of the sink never dead-letters good data);
    b. produce the dead letters and wait until the broker acknowledged them;
    c. commit the batch's offsets, synchronously;
-   a and b run on a writer thread while the next batch is polled (one batch
-   in flight, written in order); c runs on the consumer's thread once they
-   returned, before the next batch is handed to the writer; an optional
-   `handler.prepare(items)` runs on the consumer's thread before a, overlapping
-   the previous batch's write;
+   an optional `handler.prepare(items)` runs first on a prepare thread, a and
+   b on a writer thread, while the next batch is polled and decoded (at most
+   two batches in flight, prepared and written in order); c runs on the
+   consumer's thread once a and b returned;
 4. every 30 s, `handler.check_sources` (optional) may report
    partitions whose log was replaced (topic recreated) and where to restart;
 5. on revoke, flush before the partitions go; if that fails, drop the batch
@@ -35,6 +34,7 @@ import gc
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +48,8 @@ from nova.config import KafkaConfig
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# batches between the consumer's thread and the sink: one being prepared, one written
+MAX_IN_FLIGHT = 2
 
 
 class InvalidMessage(Exception):
@@ -65,9 +67,10 @@ class Handler(Protocol[T]):
     def write(self, items: list[T]) -> None:
         """Write a batch to the sink; raise on infrastructure failure (retried).
 
-        A handler may also define `prepare(items)`, run on the consumer's thread
+        A handler may also define `prepare(items)`, run on the prepare thread
         (retried the same way) while the previous batch is still being written;
-        `write` then gets what it returned.
+        `write` then gets what it returned. prepare, write and decode run on
+        three threads at once: they must not share mutable state.
         """
 
 
@@ -183,8 +186,9 @@ class ConsumerRunner(Generic[T]):
         self._deadline: float | None = None
         self._consecutive_invalid = 0
         self._batch: _Batch[T] = _Batch()
-        # one batch being written by the writer thread: (batch, started, future of its write)
-        self._in_flight: tuple[_Batch[T], float, Future[bool]] | None = None
+        # batches handed to the prepare/writer threads, oldest first: (batch, started, future of its write)
+        self._in_flight: deque[tuple[_Batch[T], float, Future[bool]]] = deque()
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-prepare")
         self._write_gave_up = False
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-writer")
         self._last_lag_check = 0.0
@@ -230,6 +234,7 @@ class ConsumerRunner(Generic[T]):
             raise
         finally:
             self.consumer.close()
+            self._preparer.shutdown(wait=True)
             self._writer.shutdown(wait=True)
             self.dlq_producer.flush(5)
 
@@ -279,13 +284,15 @@ class ConsumerRunner(Generic[T]):
         return (time.monotonic() - batch.started) * 1000 >= self.options.max_batch_time_ms
 
     def flush(self, attempts: int | None = None, wait: bool = True) -> bool:
-        """Write, dead-letter, commit. Returns False if it gave up (attempts ran out).
+        """Prepare, write, dead-letter, commit. Returns False if it gave up (attempts ran out).
 
-        With `wait=False` (the main loop) the batch is written by the writer
-        thread while the next one is polled and decoded: one batch in flight,
-        written in order, committed here (the consumer's thread) only after its
-        write returned. The sink's waits (ClickHouse, Redis) then overlap with
-        decoding instead of adding to it.
+        With `wait=False` (the main loop) the batch goes down a pipeline while
+        the next one is polled and decoded: `handler.prepare` on the prepare
+        thread (events: the dedup marks), then `handler.write` and the dead
+        letters on the writer thread. At most MAX_IN_FLIGHT batches are in
+        it; they are prepared and written in order, and each is committed here
+        (the consumer's thread) only after its write returned. The sink's waits
+        (Redis, ClickHouse) then overlap with decoding instead of adding to it.
         """
         if self._write_gave_up:
             return False
@@ -293,20 +300,22 @@ class ConsumerRunner(Generic[T]):
         if batch.size == 0:
             return self._finish_in_flight(attempts)
         self._check_dead_letter_ratio(batch)
-        # the handler's consumer-side step (events: the dedup marks) runs while
-        # the previous batch is still being written
-        if not self._prepare(batch, attempts):
-            return False
-        if not self._finish_in_flight(attempts):
-            return False
-        self._batch = _Batch()
         if self.options.commit_before_write:
+            if not self._finish_in_flight(attempts) or not self._prepare(batch, attempts):
+                return False
+            self._batch = _Batch()
             self._commit(batch)
             if not self._write_batch(batch, attempts):
                 return False
             self._batch_done(batch, time.monotonic())
             return True
-        self._in_flight = (batch, time.monotonic(), self._writer.submit(self._write_batch, batch, attempts))
+        while len(self._in_flight) >= MAX_IN_FLIGHT:
+            if not self._finish_oldest(attempts):
+                return False
+        self._batch = _Batch()
+        prepared = self._preparer.submit(self._prepare, batch, attempts)
+        written = self._writer.submit(self._write_prepared, batch, prepared, attempts)
+        self._in_flight.append((batch, time.monotonic(), written))
         return self._finish_in_flight(attempts) if wait else True
 
     def _prepare(self, batch: _Batch[T], attempts: int | None) -> bool:
@@ -322,6 +331,9 @@ class ConsumerRunner(Generic[T]):
 
         return not batch.items or self._retry(run, "prepare", attempts)
 
+    def _write_prepared(self, batch: _Batch[T], prepared: Future[bool], attempts: int | None) -> bool:
+        return prepared.result() and self._write_batch(batch, attempts)
+
     def _write_batch(self, batch: _Batch[T], attempts: int | None) -> bool:
         """The sink's part of a flush (the writer thread): write, then dead letters."""
         if batch.items and not self._retry(lambda: self.handler.write(batch.prepared), "write", attempts):
@@ -331,19 +343,23 @@ class ConsumerRunner(Generic[T]):
         return True
 
     def _finish_in_flight(self, attempts: int | None = None, block: bool = True) -> bool:
-        """Wait for the batch in flight (if any) and commit it. False: its write gave up,
-        and it stays uncommitted (its messages are read again by whoever owns them next)."""
-        if self._in_flight is None:
-            return True
-        batch, started, future = self._in_flight
-        if not block and not future.done():
-            return True
-        self._in_flight = None
-        if not future.result():
+        """Commit the batches in flight whose writes returned, oldest first (all of
+        them if `block`). False: a write gave up, see `_finish_oldest`."""
+        while self._in_flight:
+            if not block and not self._in_flight[0][2].done():
+                return True
+            if not self._finish_oldest(attempts):
+                return False
+        return True
+
+    def _finish_oldest(self, attempts: int | None) -> bool:
+        batch, started, written = self._in_flight.popleft()
+        if not written.result():
             # Never commit past a batch that was not written: nothing more is
             # written or committed until a rebalance hands out fresh positions
             # (or the process stops and the next one replays from the commits).
             self._write_gave_up = True
+            self._in_flight.clear()  # later batches may not commit either
             return False
         self._commit(batch)
         self._batch_done(batch, started)
