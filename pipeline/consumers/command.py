@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from monitoring import metrics
 from pipeline.consumers import CONSUMERS
-from pipeline.consumers.framework import ConsumerRunner, DeadLetterFlood, RunnerOptions
+from pipeline.consumers.framework import ConsumerRunner, DeadLetterFlood, RunnerOptions, tune_gc_for_batches
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +40,18 @@ class ConsumerCommand(BaseCommand):
             max_batch_time_ms=options["max_batch_time_ms"] or spec.max_batch_time_ms,
             commit_before_write=options["test_commit_before_write"],
         )
-        return ConsumerRunner(spec, settings.KAFKA, spec.handler_factory(), runner_options)
+        return ConsumerRunner(spec, settings.KAFKA, self.build_handler(spec, options), runner_options)
+
+    def build_handler(self, spec, options):
+        """The registry's handler; a named shortcut may add its own (test-only) switches."""
+        return spec.handler_factory()
 
     def handle(self, *args, **options):
         runner = self.build_runner(options)
         port = options["metrics_port"]
         metrics.serve(settings.CONSUMER_METRICS_PORTS.get(runner.spec.name, 0) if port is None else port)
         runner.install_signal_handlers()
+        tune_gc_for_batches()
         logger.info("%s: consuming %s as group %s", runner.spec.name, runner.spec.topics(settings.KAFKA), runner.spec.group_id)
         try:
             runner.run(max_seconds=options["max_seconds"])

@@ -3,28 +3,38 @@
 Per batch (the framework commits offsets only after `write` returns):
 1. `decode` parses each message into an `events` row that carries its source
    topic, partition, offset and topic generation; malformed → dead letter;
-2. `write` marks every event_id in one Lua call; a message finding the mark of
-   another message is a client retry and is dropped (counted), a message
-   finding its own mark is a replay of a failed attempt and is inserted again;
-3. inserts the rows (with an insert_deduplication_token where the server has it);
-   the materialized views then add each event to the aggregates once.
+2. `prepare` marks every event_id (one Lua call per 10,000); a message finding
+   the mark of another message is a client retry and is dropped (counted), a
+   message finding its own mark is a replay of a failed attempt and is
+   inserted again (on its own thread, while the previous batch is inserted);
+3. `write` inserts the rows (with an insert_deduplication_token where the
+   server has it); the materialized views then add each event to the
+   aggregates once.
 On assignment, `seek_positions` starts each partition past the highest offset
 ClickHouse holds for it, so a crash between insert and commit never inserts a
-message twice; a sink offset beyond the partition's end means the topic was
-recreated: say so loudly and read the new log from its start.
+message twice; if the message at that offset is no longer in the partition (or
+is another message), the topic was recreated: say so loudly and read the new
+log from its start.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
+import uuid
+from dataclasses import dataclass
 
+import orjson
 from clickhouse_driver import Client
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from monitoring import metrics
+from monitoring.histograms import observe_many
 from nova.clickhouse import server_version
 from pipeline.consumers.framework import InvalidMessage
+from pipeline.consumers.log_probe import PartitionProbe
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
 
@@ -35,10 +45,24 @@ SINK_OFFSETS_SQL = (
     "SELECT partition, generation, maxMerge(max_offset) FROM events_sink_offsets "
     "WHERE topic = %(topic)s GROUP BY partition, generation"
 )
+# the primary key (user_id, ts, event_id) makes this a point read
+SINK_ROW_SQL = (
+    "SELECT count() FROM events WHERE user_id = %(user_id)s AND ts = toDateTime(%(ts)s, 'UTC') "
+    "AND event_id = toUUID(%(event_id)s) AND _topic = %(topic)s AND _partition = %(partition)s "
+    "AND _offset = %(offset)s AND _generation = %(generation)s"
+)
+DEDUP_CHUNK = 10_000
 # insert_deduplication_token arrived in ClickHouse 22.3 (DESIGN.md portability table)
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
 _PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
-_RECEIVED_MS = ROW_COLUMNS.index("received_at_ms")
+_RECEIVED_MS, _TOPIC = ROW_COLUMNS.index("received_at_ms"), ROW_COLUMNS.index("_topic")
+
+
+def _event_id(value: bytes | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(orjson.loads(value or b"")["event_id"])
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError):
+        return None
 
 
 def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
@@ -50,17 +74,26 @@ def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int
     return latest
 
 
-def start_position(sink: tuple[int, int] | None, committed: int, high: int) -> tuple[int, int, bool]:
+def start_position(sink: tuple[int, int] | None, sink_message_in_log: bool, committed: int,
+                   end: int) -> tuple[int, int, bool]:
     """(generation, start offset, topic recreated?) for one partition on assignment.
 
-    `sink` is (generation, max offset) from ClickHouse, `committed` the group's
-    committed offset (< 0: none), `high` the partition's high watermark.
+    `sink` is (generation, max offset) from ClickHouse; `sink_message_in_log`
+    says whether the message at that offset is still in the partition and is
+    the one ClickHouse holds; `committed` is the group's committed offset
+    (< 0: none), `end` the partition's exact end (last offset + 1).
+
+    If the sink's last message is gone from the log, the topic was recreated
+    (or the broker restarted and lost it): the sink's offsets say nothing about
+    the new log, which is read from its start as a new generation. Otherwise
+    start past the sink, or past the commit when that is further (batches of
+    only client retries or dead letters commit without inserting).
     """
-    committed_valid = 0 <= committed <= high
+    committed_valid = 0 <= committed <= end
     if sink is None:
         return 0, committed if committed_valid else OFFSET_BEGINNING, False
     generation, max_offset = sink
-    if max_offset + 1 > high:
+    if not sink_message_in_log:
         return generation + 1, OFFSET_BEGINNING, True
     return generation, max(max_offset + 1, committed if committed_valid else 0), False
 
@@ -76,17 +109,61 @@ def insert_token(topic: str, rows: list[tuple]) -> str:
     return topic + "|" + ";".join(f"g{g}p{p}:{a}-{b}" for (g, p), (a, b) in sorted(ranges.items()))
 
 
+@dataclass(frozen=True)
+class DedupedBatch:
+    """A batch after the dedup marks: the rows to insert and what was dropped."""
+
+    rows: list[tuple]
+    retries: int
+    replays: int
+    dedup_seconds: float
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    """TEST-ONLY fault injection: SIGKILL this process at `point` of the `batch`-th batch.
+
+    "after-dedup": the marks are set, the insert has not happened (a replay
+    must not take its own marks for client retries); "after-insert": the rows
+    are in ClickHouse, the offsets are not committed (a replay must not insert
+    them twice). A real crash can land in either gap; this lands there on purpose.
+    """
+
+    point: str
+    batch: int
+
+    POINTS = ("after-dedup", "after-insert")
+
+    @classmethod
+    def parse(cls, text: str) -> CrashPoint:
+        point, _, batch = text.partition(":")
+        if point not in cls.POINTS or not batch.isdigit() or int(batch) < 1:
+            raise ValueError(f"crash point {text!r}: expected one of {', '.join(cls.POINTS)} followed by :N (N >= 1)")
+        return cls(point, int(batch))
+
+
 class EventsHandler:
-    """Decode, dedup and insert. `sink_seek=False` is a TEST-ONLY negative control."""
+    """Decode, dedup and insert.
+
+    `sink_seek=False` and `crash_at` are TEST-ONLY switches (negative controls
+    and fault injection for the chaos tests).
+    """
 
     name = "events"
 
-    def __init__(self, clickhouse: Client, dedup: EventDedup, *, sink_seek: bool = True) -> None:
+    def __init__(self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *, sink_seek: bool = True,
+                 crash_at: CrashPoint | None = None) -> None:
         self.clickhouse = clickhouse
         self.dedup = dedup
+        self.probe = probe
         self.sink_seek = sink_seek
+        self.crash_at = crash_at
+        self._prepared = 0
+        self._writes = 0
         self._generation: dict[tuple[str, int], int] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
+        # the last valid message per partition: (offset, event_id), for check_sources
+        self._last_event: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}
         self._use_token: bool | None = None
 
     # -------------------------------------------------------------- decode
@@ -100,11 +177,40 @@ class EventsHandler:
             self._topic_recreated(topic, partition, f"offset {offset} after {last}")
         self._last_offset[key] = offset
         try:
-            return message_to_row(message.value(), topic, partition, offset, self._generation.get(key, 0))
+            row = message_to_row(message.value(), topic, partition, offset, self._generation.get(key, 0))
         except ValueError as exc:
             raise InvalidMessage(str(exc)) from exc
+        self._last_event[key] = (offset, row[0])
+        return row
+
+    def check_sources(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Is the last message we read still in its partition? If not, the topic was recreated.
+
+        Returns {(topic, partition): offset to restart from} for recreated ones.
+        A probe failure is logged and retried at the next check: guessing
+        "recreated" on a timeout would re-read a healthy log as a new generation.
+        """
+        restart: dict[tuple[str, int], int] = {}
+        for key in [key for key in self._last_event if key not in assigned]:
+            del self._last_event[key]
+        with self.probe:
+            for (topic, partition), (offset, event_id) in list(self._last_event.items()):
+                try:
+                    message = self.probe.message_at(topic, partition, offset)
+                    same = message is not None and _event_id(message.value()) == event_id
+                    low = 0 if same else self.probe.watermarks(topic, partition)[0]
+                except (KafkaException, TimeoutError) as exc:
+                    logger.warning("events: could not check %s[%d]: %s", topic, partition, exc)
+                    continue
+                if not same:
+                    key = (topic, partition)
+                    self._topic_recreated(topic, partition, f"offset {offset} no longer holds event {event_id}")
+                    self._last_offset.pop(key, None)
+                    restart[key] = low
+        return restart
 
     def _topic_recreated(self, topic: str, partition: int, why: str) -> None:
+        self._last_event.pop((topic, partition), None)
         key = (topic, partition)
         self._generation[key] = self._generation.get(key, 0) + 1
         metrics.SOURCE_TOPIC_RESETS.labels(self.name, topic).inc()
@@ -114,22 +220,48 @@ class EventsHandler:
         )
 
     # -------------------------------------------------------------- write
-    def write(self, items: list[tuple]) -> None:
+    def prepare(self, items: list[tuple]) -> DedupedBatch:
+        """Mark every event id (one Lua call per DEDUP_CHUNK) and drop client retries.
+
+        Runs on the framework's prepare thread while the previous batch is
+        being inserted. Marking before the previous insert landed is safe: a
+        replay finds its own marks and is inserted again.
+        """
         started = time.monotonic()
-        marks = [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in items]
-        seen = self.dedup.classify([row[0] for row in items], marks)
+        self._prepared += 1
+        seen: list[Seen] = []
+        for start in range(0, len(items), DEDUP_CHUNK):
+            # one Lua call blocks Redis while it runs: keep each call short
+            chunk = items[start:start + DEDUP_CHUNK]
+            seen += self.dedup.classify([row[0].hex for row in chunk],
+                                        [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk])
         rows = [row for row, verdict in zip(items, seen) if verdict is not Seen.RETRY]
-        retries = len(items) - len(rows)
         replays = sum(1 for verdict in seen if verdict is Seen.REPLAY)
-        if rows:
-            self._insert(items[0][ROW_COLUMNS.index("_topic")], rows)
+        self._maybe_crash("after-dedup", self._prepared)
+        return DedupedBatch(rows, len(items) - len(rows), replays, time.monotonic() - started)
+
+    def write(self, batch: DedupedBatch | list[tuple]) -> None:
+        """Insert what `prepare` kept (a plain list of rows is prepared here first)."""
+        if isinstance(batch, list):
+            batch = self.prepare(batch)
+        started = time.monotonic()
+        self._writes += 1
+        if batch.rows:
+            self._insert(batch.rows[0][_TOPIC], batch.rows)
+        self._maybe_crash("after-insert", self._writes)
         # counted after the insert: a failed attempt is retried and recounted
-        metrics.DEDUP_DUPLICATES.inc(retries)
-        metrics.DEDUP_REPLAYS.inc(replays)
+        metrics.DEDUP_DUPLICATES.inc(batch.retries)
+        metrics.DEDUP_REPLAYS.inc(batch.replays)
         now_ms = time.time() * 1000
-        for row in rows:
-            metrics.EVENT_TO_VISIBLE.observe(max(now_ms - row[_RECEIVED_MS], 0) / 1000)
-        metrics.EVENTS_PROCESSING_DURATION.observe(time.monotonic() - started)
+        observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in batch.rows])
+        metrics.EVENTS_PROCESSING_DURATION.observe(batch.dedup_seconds + time.monotonic() - started)
+
+    def _maybe_crash(self, point: str, batch: int) -> None:
+        if self.crash_at is not None and self.crash_at == CrashPoint(point, batch):
+            logger.error("events: TEST fault injection: SIGKILL %s of batch %d", point, batch)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def _insert(self, topic: str, rows: list[tuple]) -> None:
         try:
@@ -143,27 +275,62 @@ class EventsHandler:
 
     # -------------------------------------------------------------- assignment
     def seek_positions(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        """Offsets in the sink: start past what ClickHouse already holds."""
+        """Offsets in the sink: start past what ClickHouse already holds.
+
+        1. read the newest (generation, max offset) per partition from
+           `events_sink_offsets` (one small query per topic);
+        2. per partition, find the log's exact end and check that the message
+           at the sink's max offset is still there and is the row ClickHouse
+           holds (same event_id, user, ts, offset and generation);
+        3. start past it, or, if it is gone or different (topic recreated),
+           say so loudly and read the new log from its start as a new generation.
+        """
         positions: dict[tuple[str, int], int] = {}
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=10)}
-        for topic in sorted({tp.topic for tp in partitions}):
-            sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
-            for tp in (tp for tp in partitions if tp.topic == topic):
-                key = (topic, tp.partition)
-                self._last_offset.pop(key, None)
-                _low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-                generation, position, recreated = start_position(sink.get(tp.partition), committed.get(key, -1), high)
-                if recreated:
-                    self._generation[key] = generation - 1
-                    self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {sink[tp.partition][1]}, "
-                                                               f"the partition ends at {high}")
-                self._generation[key] = generation
-                if self.sink_seek:
-                    positions[key] = position
+        with self.probe:
+            for topic in sorted({tp.topic for tp in partitions}):
+                sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
+                for tp in (tp for tp in partitions if tp.topic == topic):
+                    key = (topic, tp.partition)
+                    self._last_offset.pop(key, None)
+                    self._last_event.pop(key, None)
+                    low, end = self.probe.end_offset(topic, tp.partition)
+                    held = sink.get(tp.partition)
+                    in_log = held is not None and self._sink_message_in_log(topic, tp.partition, held, low, end)
+                    generation, position, recreated = start_position(held, in_log, committed.get(key, -1), end)
+                    if recreated:
+                        assert held is not None
+                        self._generation[key] = generation - 1
+                        self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {held[1]} of generation "
+                                                                   f"{held[0]}, the partition ends at {end} without it")
+                    self._generation[key] = generation
+                    if self.sink_seek:
+                        positions[key] = position
         return positions
 
+    def _sink_message_in_log(self, topic: str, partition: int, held: tuple[int, int], low: int, end: int) -> bool:
+        generation, max_offset = held
+        if max_offset < low <= end and end > max_offset + 1:
+            # retention removed it: the log is older than our last write, not new
+            logger.warning("events: %s[%d]: offset %d is below the log start %d (retention); keeping generation %d",
+                           topic, partition, max_offset, low, generation)
+            return True
+        message = self.probe.message_at(topic, partition, max_offset, end)
+        if message is None:
+            return False
+        try:
+            row = message_to_row(message.value(), topic, partition, max_offset, generation)
+        except ValueError:
+            return False
+        found = self.clickhouse.execute(SINK_ROW_SQL, {
+            "user_id": row[ROW_COLUMNS.index("user_id")], "ts": row[ROW_COLUMNS.index("ts")], "event_id": str(row[0]),
+            "topic": topic, "partition": partition, "offset": max_offset, "generation": generation,
+        })
+        return bool(found and found[0][0])
 
-def build_events_handler(*, sink_seek: bool = True, mark_identity: bool = True) -> EventsHandler:
+
+def build_events_handler(*, sink_seek: bool = True, mark_identity: bool = True,
+                         crash_at: CrashPoint | None = None) -> EventsHandler:
     from django.conf import settings
 
     from nova.clickhouse import make_client
@@ -171,4 +338,5 @@ def build_events_handler(*, sink_seek: bool = True, mark_identity: bool = True) 
     clickhouse = make_client(settings.CLICKHOUSE, timeout=settings.CLICKHOUSE.send_receive_timeout)
     dedup = EventDedup(settings.REDIS_URL, settings.REDIS_KEY_PREFIX, settings.EVENTS_DEDUP_TTL_SECONDS,
                        mark_identity=mark_identity)
-    return EventsHandler(clickhouse, dedup, sink_seek=sink_seek)
+    probe = PartitionProbe(settings.KAFKA.client_config(), f"{settings.EVENTS_CONSUMER_GROUP}-probe")
+    return EventsHandler(clickhouse, dedup, probe, sink_seek=sink_seek, crash_at=crash_at)

@@ -1,5 +1,7 @@
+from __future__ import annotations
+
 from pipeline.consumers.command import ConsumerCommand
-from pipeline.consumers.events import build_events_handler
+from pipeline.consumers.events import CrashPoint, build_events_handler
 
 
 class Command(ConsumerCommand):
@@ -8,14 +10,17 @@ class Command(ConsumerCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        # negative controls for the fault-injection tests only: each loses or doubles data
-        parser.add_argument("--test-no-sink-seek", action="store_true", help="TESTS ONLY: unsafe")
-        parser.add_argument("--test-no-mark-identity", action="store_true", help="TESTS ONLY: unsafe")
+        # negative controls and fault injection for the chaos tests only: the
+        # first two lose or double data on a crash, the third crashes on purpose
+        parser.add_argument("--test-no-sink-seek", action="store_true",
+                            help="TESTS ONLY, unsafe: do not seek past the offsets ClickHouse holds")
+        parser.add_argument("--test-no-mark-identity", action="store_true",
+                            help="TESTS ONLY, unsafe: dedup marks do not name their message (plain SET NX)")
+        parser.add_argument("--test-crash-at", type=CrashPoint.parse, default=None, metavar="POINT:N",
+                            help="TESTS ONLY: SIGKILL itself at after-dedup:N or after-insert:N (N-th batch write)")
 
-    def build_runner(self, options):
-        runner = super().build_runner(options)
-        if options["test_no_sink_seek"] or options["test_no_mark_identity"]:
-            runner.handler = build_events_handler(
-                sink_seek=not options["test_no_sink_seek"], mark_identity=not options["test_no_mark_identity"]
-            )
-        return runner
+    def build_handler(self, spec, options):
+        return build_events_handler(
+            sink_seek=not options["test_no_sink_seek"], mark_identity=not options["test_no_mark_identity"],
+            crash_at=options["test_crash_at"],
+        )

@@ -1,0 +1,207 @@
+"""Chaos: events keep arriving while consumer processes are killed with SIGKILL,
+restarted, and joined by a second member of the group (rebalances). At the end
+ClickHouse must hold exactly the unique events, and every aggregate must equal
+the counts computed here from the unique events.
+
+Kills come two ways: `kill -9` from outside at random moments, and the
+consumer's test-only crash points (`--test-crash-at after-dedup:N` /
+`after-insert:N`), which SIGKILL it inside the two gaps that matter (marks set
+but rows not inserted; rows inserted but offsets not committed). Random kills
+rarely land in a gap of a few milliseconds; the crash points make sure every
+run crosses both.
+
+Negative controls: the same harness with the offsets-in-sink seek disabled
+must report duplicates, and with the dedup marks no longer naming their
+message it must report losses. A harness that cannot fail proves nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from tests.pipeline.events_harness import (
+    ConsumerProcess,
+    EventPlan,
+    EventTopics,
+    SinkReport,
+    check_sink,
+    committed_offsets,
+    make_topics,
+    partition_ends,
+    plan_events,
+    sink_offsets,
+)
+
+pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis,
+              pytest.mark.slow]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChaosSettings:
+    messages: int
+    external_kills: int  # kill -9 from outside, each a random moment after the victim got partitions
+    crash_points: tuple[str, ...]  # fault injection, one per (re)start in order; "" = none
+    produce_seconds: float
+    second_consumer: tuple[int, int]  # consumer b runs from the i-th to the j-th external kill
+    consumer_args: tuple[str, ...] = ()
+    retry_ratio: float = 0.05
+    seed: int = 6
+    drain_timeout: float = 90.0
+    # short sessions: a SIGKILLed member leaves the group sooner (each rebalance
+    # waits for it), so more kills fit in the suite's time budget
+    session_timeout_ms: int = 3000
+
+
+@dataclasses.dataclass
+class ChaosLog:
+    external_kills: int = 0
+    self_crashes: int = 0
+    starts: int = 0
+    both_consuming: bool = False  # both members held partitions at the same time
+
+
+def _produce_paced(topics: EventTopics, plan: EventPlan, seconds: float, failures: list[str]) -> None:
+    producer = Producer({**topics.kafka.client_config(), "acks": "all", "linger.ms": 5, "enable.idempotence": True})
+    chunks = 40
+    size = -(-len(plan.messages) // chunks)
+    started = time.monotonic()
+    for i in range(chunks):
+        time.sleep(max(0.0, started + i * seconds / chunks - time.monotonic()))
+        for key, value in plan.messages[i * size:(i + 1) * size]:
+            while True:
+                try:
+                    producer.produce(topics.events, key=key, value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        failures.append("the broker did not acknowledge every message")
+
+
+def _caught_up(topics: EventTopics, clickhouse, ends: dict[int, int]) -> bool:
+    committed = committed_offsets(topics, list(ends))
+    written = sink_offsets(clickhouse, topics.events)
+    return all(max(committed.get(p, -1), written.get(p, -1) + 1) >= end for p, end in ends.items() if end)
+
+
+def run_chaos(topics: EventTopics, clickhouse, log_dir: Path, chaos: ChaosSettings) -> tuple[SinkReport, ChaosLog]:
+    """Produce at a steady pace while killing and restarting consumers; drain; compare.
+
+    Kills wait until the victim holds partitions (a process killed while it
+    starts or joins proves little), then come at a random moment 0.2-2.5 s later.
+    """
+    rng = random.Random(chaos.seed)
+    plan = plan_events(chaos.messages, chaos.retry_ratio, seed=chaos.seed)
+    log = ChaosLog()
+    crash_points = list(chaos.crash_points)
+    env = {"KAFKA_SESSION_TIMEOUT_MS": str(chaos.session_timeout_ms)}
+    slots = {name: ConsumerProcess(topics, log_dir / f"consumer-{name}.log", env=env) for name in ("a", "b")}
+    killed_by_us: set[int] = set()
+    kill_at: dict[str, float] = {}
+
+    def start(name: str) -> None:
+        crash = crash_points.pop(0) if crash_points else ""
+        slots[name].start(*chaos.consumer_args, *(("--test-crash-at", crash) if crash else ()))
+        kill_at.pop(name, None)
+        log.starts += 1
+
+    def reap(name: str, wanted: bool) -> None:
+        process = slots[name]
+        if process.proc is not None and process.proc.poll() is not None:
+            if process.proc.returncode == -9 and process.proc.pid not in killed_by_us:
+                log.self_crashes += 1
+            elif process.proc.returncode not in (-9, -15, 0):  # -15: stopped by us before it installed its handler
+                raise AssertionError(f"consumer {name} exited with {process.proc.returncode}:\n{process.log()[-3000:]}")
+            process.proc = None
+        if wanted and process.proc is None:
+            start(name)
+
+    failures: list[str] = []
+    producer = threading.Thread(target=_produce_paced, args=(topics, plan, chaos.produce_seconds, failures))
+    began = time.monotonic()
+    producer.start()
+    try:
+        while (log.external_kills < chaos.external_kills or crash_points
+               or time.monotonic() - began < chaos.produce_seconds):
+            b_wanted = chaos.second_consumer[0] <= log.external_kills < chaos.second_consumer[1]
+            reap("a", True)
+            if not b_wanted and slots["b"].alive:
+                slots["b"].stop()
+            reap("b", b_wanted)
+            consuming = [name for name, p in slots.items() if p.alive and p.has_partitions()]
+            log.both_consuming |= len(consuming) == 2
+            for name in consuming:
+                kill_at.setdefault(name, time.monotonic() + rng.uniform(0.2, 2.5))
+            due = [name for name in consuming if time.monotonic() >= kill_at[name]]
+            if due and log.external_kills < chaos.external_kills:
+                victim = slots[rng.choice(due)]
+                assert victim.proc is not None
+                killed_by_us.add(victim.proc.pid)
+                victim.kill()
+                log.external_kills += 1
+            assert time.monotonic() - began < 240, f"chaos phase did not finish: {log}"
+            time.sleep(0.1)
+        producer.join(120)
+        assert not failures, failures
+        # drain: one consumer, no more faults, until every partition is consumed to its end
+        if slots["b"].alive:
+            slots["b"].stop()
+        ends = partition_ends(topics)
+        deadline = time.monotonic() + chaos.drain_timeout
+        while not _caught_up(topics, clickhouse, ends):
+            assert time.monotonic() < deadline, f"not caught up after {chaos.drain_timeout}s:\n{slots['a'].log()[-3000:]}"
+            reap("a", True)
+            time.sleep(0.5)
+    finally:
+        for process in slots.values():
+            process.stop()
+    return check_sink(clickhouse, topics.events, plan), log
+
+
+def test_chaos_kills_restarts_and_rebalances_lose_nothing_and_count_nothing_twice(unique_name, clickhouse, tmp_path):
+    topics = make_topics(unique_name, partitions=4)
+    chaos = ChaosSettings(
+        messages=100_000, external_kills=6, produce_seconds=30.0, second_consumer=(1, 4),
+        crash_points=("after-insert:3", "", "after-dedup:2", "", "after-insert:5", "after-dedup:4"),
+    )
+    report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
+    print(report, log)
+    assert log.external_kills >= 5 and log.self_crashes >= 3 and log.both_consuming, log
+    assert report.expected == 95_000
+    assert report.ok, report
+
+
+NEGATIVE = dict(messages=20_000, external_kills=2, produce_seconds=8.0, second_consumer=(1, 2), seed=7)
+
+
+def test_negative_control_without_the_sink_seek_the_harness_reports_duplicates(unique_name, clickhouse, tmp_path):
+    topics = make_topics(unique_name, partitions=4)
+    chaos = ChaosSettings(**NEGATIVE, crash_points=("after-insert:2", "after-insert:3"),
+                          consumer_args=("--test-no-sink-seek",))
+    report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
+    print(report, log)
+    assert log.self_crashes >= 1
+    assert not report.ok
+    # the replayed batches were counted twice (events' merges may already have collapsed the rows)
+    assert report.aggregate_excess > 0 and report.hourly_mismatches > 0
+    assert report.missing == 0
+
+
+def test_negative_control_marks_without_identity_the_harness_reports_losses(unique_name, clickhouse, tmp_path):
+    topics = make_topics(unique_name, partitions=4)
+    chaos = ChaosSettings(**NEGATIVE, crash_points=("after-dedup:2", "after-dedup:3"),
+                          consumer_args=("--test-no-mark-identity",))
+    report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
+    print(report, log)
+    assert log.self_crashes >= 1
+    assert not report.ok
+    assert report.missing > 0 and report.aggregate_excess == -report.missing
+    assert report.duplicate_rows == 0 and report.hourly_mismatches > 0
