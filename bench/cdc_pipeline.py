@@ -26,30 +26,20 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+
 sys.path.insert(0, str(ROOT))
 
 
 def load_env() -> dict[str, str]:
-    env = dict(os.environ)
-    dotenv = ROOT / ".env"
-    if dotenv.exists():
-        for line in dotenv.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, _, value = line.partition("=")
-                env.setdefault(key.strip(), value.strip())
-    pg_port = env.get("NOVA_PG_PORT", "55432")
-    env.update(
-        DJANGO_SETTINGS_MODULE="nova.settings",
-        DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY") or "bench-only-secret",
+    pg_port = bench_env().get("NOVA_PG_PORT", "55432")
+    return bench_env(
         DATABASE_URL=f"postgres://postgres@127.0.0.1:{pg_port}/nova_bench",
         CLICKHOUSE_DATABASE="nova_bench",
         KAFKA_TOPIC_PREFIX="novabench",
         CDC_SLOT_NAME="bench_cdc",
         CDC_PUBLICATION_NAME="bench_cdc",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 def manage(env: dict[str, str], *args: str) -> None:

@@ -41,33 +41,22 @@ import time
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+
 sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:6]
 EVENT_TYPES = ("impression", "impression", "impression", "view", "click", "like", "comment", "share", "hide", "dwell")
 
 
 def load_env() -> dict[str, str]:
-    env = dict(os.environ)
-    dotenv = ROOT / ".env"
-    if dotenv.exists():
-        for line in dotenv.read_text().splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, _, value = line.partition("=")
-                env.setdefault(key.strip(), value.strip())
-    env.update(
-        DJANGO_SETTINGS_MODULE="nova.settings",
-        DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY") or "bench-only-secret",
+    return bench_env(
         CLICKHOUSE_DATABASE="nova_bench",
         KAFKA_TOPIC_PREFIX=f"novabench{RUN}",
         REDIS_KEY_PREFIX=f"novabench{RUN}",
         EVENTS_CONSUMER_GROUP=f"novabench{RUN}-events",
         LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 ENV = load_env()

@@ -18,8 +18,6 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from pipeline.topics import events_topic
-
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_kafka, pytest.mark.requires_redis]
 
 URL = "/api/v1/events/"

@@ -7,10 +7,6 @@ pytest database (test_nova) in a private namespace (tests/pipeline/cdc/conftest.
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +17,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from feed.models import Comment, Follow, Like, Mute, Post, User
 from pipeline.topics import cdc_topic, dlq_topic
-from tests.pipeline.cdc.conftest import ROOT, CdcNamespace, send_sigterm, wait_until
-from tests.pipeline.cdc.workload import RandomChanges, compare
+from tests.pipeline.cdc.conftest import CdcNamespace, send_sigterm, wait_until
+from tests.pipeline.cdc.workload import compare
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_kafka, pytest.mark.requires_clickhouse]
 FIXTURES = Path(__file__).parent / "debezium"

@@ -17,7 +17,7 @@ from pipeline.cdc import relay as relay_module
 from pipeline.cdc.process import postgres_connector
 from pipeline.cdc.relay import DeliveryFailed, Relay, parse_lsn
 from pipeline.topics import cdc_topic
-from tests.pipeline.cdc.conftest import CdcNamespace, wait_until
+from tests.pipeline.cdc.conftest import CdcNamespace
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_kafka]
 

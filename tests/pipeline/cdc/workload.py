@@ -49,7 +49,7 @@ class RandomChanges:
         if roll < 0.08:
             self._user()
         elif roll < 0.14:
-            cur = ex("UPDATE users SET display_name = %s, is_active = %s WHERE id = %s",
+            ex("UPDATE users SET display_name = %s, is_active = %s WHERE id = %s",
                      (f"name {rng.random():.6f}", rng.random() < 0.9, rng.choice(users)))
         elif roll < 0.34 or not posts:
             ex("INSERT INTO posts (author_id, body, media_url, created_at, updated_at) VALUES (%s, %s, '', now(), now())",
