@@ -96,7 +96,8 @@ def run_chaos(topics: EventTopics, clickhouse, log_dir: Path, chaos: ChaosSettin
     """Produce at a steady pace while killing and restarting consumers; drain; compare.
 
     Kills wait until the victim holds partitions (a process killed while it
-    starts or joins proves little), then come at a random moment 0.2-2.5 s later.
+    starts or joins proves little), then come at a random moment 0.2-2.5 s later;
+    while the second consumer is wanted, until both members hold partitions.
     """
     rng = random.Random(chaos.seed)
     plan = plan_events(chaos.messages, chaos.retry_ratio, seed=chaos.seed)
@@ -141,6 +142,12 @@ def run_chaos(topics: EventTopics, clickhouse, log_dir: Path, chaos: ChaosSettin
             for name in consuming:
                 kill_at.setdefault(name, time.monotonic() + rng.uniform(0.2, 2.5))
             due = [name for name in consuming if time.monotonic() >= kill_at[name]]
+            if b_wanted and len(consuming) < 2:
+                # while b is wanted, hold kills until both members hold partitions:
+                # a kill 0.2-2.5 s after one member's assignment otherwise often
+                # lands before the other finishes joining (a join takes ~1.5 s),
+                # and the run never sees a two-member group at all
+                due = []
             if due and log.external_kills < chaos.external_kills:
                 victim = slots[rng.choice(due)]
                 assert victim.proc is not None
