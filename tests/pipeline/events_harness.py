@@ -211,6 +211,16 @@ class ConsumerProcess:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def metric_when(self, name: str, expected: float, timeout: float = 10.0) -> float:
+        """The metric once it equals `expected`, or its last value after `timeout`.
+
+        Rows are visible in ClickHouse (which is what the waits above watch) a
+        moment before the consumer counts them (after the insert returns, or after the commit)."""
+        deadline = time.monotonic() + timeout
+        while (value := self.metric(name)) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return value
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
