@@ -71,7 +71,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from nova.clickhouse import make_client  # noqa: E402
-from nova.kafka import admin_client  # noqa: E402
+from nova.kafka import admin_client, produce_waiting  # noqa: E402
 from pipeline.clickhouse_migrations import MigrationRunner  # noqa: E402
 from pipeline.consumers import CONSUMERS  # noqa: E402
 from pipeline.consumers.events import INSERT_SQL, build_events_handler  # noqa: E402
@@ -120,12 +120,7 @@ def produce(topic: str, messages: list[tuple[bytes, bytes]]) -> float:
                          "compression.type": "lz4", "queue.buffering.max.messages": 500_000})
     started = time.perf_counter()
     for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, key, value)
     assert producer.flush(60) == 0
     return time.perf_counter() - started
 

@@ -43,6 +43,7 @@ from psycopg.types.string import TextLoader
 
 from monitoring import metrics
 from nova.config import CdcConfig, KafkaConfig
+from nova.kafka import produce_waiting
 from pipeline.cdc import pgoutput as pg
 from pipeline.cdc.envelope import Record, SourceInfo, change_records, snapshot_record, truncate_record
 from pipeline.topics import CDC_TABLES, cdc_topic
@@ -405,13 +406,8 @@ class Relay:
         assert self.producer is not None
         key = orjson.dumps(record.key) if record.key is not None else None
         value = orjson.dumps(record.value) if record.value is not None else None
-        while True:
-            try:
-                self.producer.produce(self._topics[record.table], key=key, value=value, on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                # local queue full: let deliveries drain, then retry this message
-                self.producer.poll(0.1)
+        produce_waiting(self.producer, self._topics[record.table], key, value, poll_seconds=0.1,
+                        on_delivery=self._on_delivery)
         op = record.value["op"] if record.value is not None else "tombstone"
         metrics.CDC_RELAY_CHANGES.labels(record.table, op).inc()
 

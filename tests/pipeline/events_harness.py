@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 
 from nova.config import KafkaConfig
-from nova.kafka import admin_client
+from nova.kafka import admin_client, produce_waiting
 from pipeline.consumers.log_probe import PartitionProbe
 from pipeline.event_schema import build_message
 from pipeline.topics import dlq_topic, ensure_topics, events_topic
@@ -128,12 +128,7 @@ def message_of(event: Event, received_at: datetime) -> bytes:
 def produce(kafka: KafkaConfig, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     producer = Producer({**kafka.client_config(), "acks": "all", "linger.ms": 5, "enable.idempotence": True})
     for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, key, value)
     assert producer.flush(30) == 0, "the broker did not acknowledge every test message"
 
 

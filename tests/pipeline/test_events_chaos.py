@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from nova.kafka import produce_waiting
+
 from tests.pipeline.events_harness import (
     ConsumerProcess,
     EventPlan,
@@ -75,12 +77,7 @@ def _produce_paced(topics: EventTopics, plan: EventPlan, seconds: float, failure
     for i in range(chunks):
         time.sleep(max(0.0, started + i * seconds / chunks - time.monotonic()))
         for key, value in plan.messages[i * size:(i + 1) * size]:
-            while True:
-                try:
-                    producer.produce(topics.events, key=key, value=value)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce_waiting(producer, topics.events, key, value)
         producer.poll(0)
     if producer.flush(60):
         failures.append("the broker did not acknowledge every message")
