@@ -96,3 +96,24 @@ SOURCE_TOPIC_RESETS = Counter(
     "Source partitions found recreated (the sink holds offsets past the partition's end, or offsets went back).",
     ["consumer", "topic"],
 )
+
+# --- ranking (ranking/service.py): what rank_feed fetched, removed and served
+_SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+RANKING_POSTS_FETCHED = Counter(
+    "ranking_posts_fetched_total", "Candidates fetched for ranking, by source (in_network, out_of_network).",
+    ["source"],
+)
+RANKING_POSTS_DEDUPLICATED = Counter(
+    "ranking_posts_deduplicated_total", "Candidates removed because the post was already in the feed."
+)
+RANKING_POSTS_SATURATION_REMOVED = Counter(
+    "ranking_posts_saturation_removed_total", "Candidates dropped by the per-author cap (author diversity)."
+)
+RANKING_FRESHNESS_SCORE = Histogram("ranking_freshness_score", "Freshness of served items.", buckets=_SCORE_BUCKETS)
+RANKING_ENGAGEMENT_SCORE = Histogram("ranking_engagement_score", "Engagement of served items.", buckets=_SCORE_BUCKETS)
+RANKING_AFFINITY_SCORE = Histogram("ranking_affinity_score", "Affinity of served items.", buckets=_SCORE_BUCKETS)
+RANKING_FINAL_SCORE = Histogram("ranking_final_score", "Final score of served items.", buckets=_SCORE_BUCKETS)
+RANKING_DURATION = Histogram(
+    "ranking_duration_seconds", "rank_feed wall time, by part (query, total).", ["part"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5),
+)
