@@ -20,6 +20,7 @@ from nova.env import (
     env_str,
     parse_database_url,
 )
+from ranking.params import RankingParams
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -132,6 +133,10 @@ CLICKHOUSE = ClickHouseConfig(
     query_timeout=env_float("CLICKHOUSE_QUERY_TIMEOUT", 2.0),
 )
 CLICKHOUSE_SQL_DIR = BASE_DIR / "infra" / "clickhouse"
+
+# --- ranking: the profile for users outside every active RankingProfile's traffic share
+# (ranking/params.py holds the defaults; docs/ranking.md the formulas)
+RANKING_DEFAULT_PROFILE = RankingParams(name=env_str("RANKING_DEFAULT_PROFILE_NAME", "default"))
 
 # --- Kafka
 KAFKA = KafkaConfig(

@@ -8,6 +8,7 @@ api_v1 = [
     # each app adds its routes to its own urls.py
     path("", include("feed.urls")),
     path("", include("pipeline.urls")),
+    path("", include("ranking.urls")),
 ]
 
 # unmatched API paths (unknown route, non-numeric or out-of-range id) answer JSON too

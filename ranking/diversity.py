@@ -60,12 +60,12 @@ def dedupe(candidates: Sequence[C]) -> tuple[list[C], int]:
 
 def rule_broken(candidate: Arrangeable, placed: Sequence[Arrangeable], rules: Rules) -> str | None:
     """The rule that forbids `candidate` at the next position after `placed`, if any."""
-    recent = placed[len(placed) - (rules.author_cap_window - 1):] if rules.author_cap_window > 1 else []
+    recent = placed[max(0, len(placed) - (rules.author_cap_window - 1)):]
     if sum(1 for item in recent if item.author_id == candidate.author_id) >= rules.author_cap:
         return SATURATED
     run = rules.max_out_of_network_in_a_row
     if candidate.out_of_network and run is not None:
-        tail = placed[len(placed) - run:] if run else []
+        tail = placed[max(0, len(placed) - run):]
         if len(tail) == run and all(item.out_of_network for item in tail):
             return OUT_OF_NETWORK_CAP
     return None

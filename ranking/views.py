@@ -1,0 +1,55 @@
+"""GET /api/v1/feed/explain/: staff only; validates, ranks, explains."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feed.models import Post, User
+from nova.clickhouse import thread_client
+from ranking.candidates import fetch_post_state
+from ranking.explain import explain_post
+from ranking.profiles import profile_for_user
+from ranking.service import rank_feed
+
+_ID = {"min_value": 1, "max_value": 2**63 - 1}
+
+
+class ExplainQuerySerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(**_ID)
+    post_id = serializers.IntegerField(**_ID)
+
+
+class ExplainView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("user_id", OpenApiTypes.INT64, required=True, description="Whose feed."),
+            OpenApiParameter("post_id", OpenApiTypes.INT64, required=True, description="Which post."),
+        ],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Status (ranked, dropped, not_a_candidate), "
+                                 "rank, reason, components, weights, features, score."),
+            400: OpenApiResponse(description="Missing or malformed user_id/post_id."),
+            403: OpenApiResponse(description="Not a staff user."),
+            404: OpenApiResponse(description="No such user or post."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = ExplainQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        user = get_object_or_404(User, pk=query.validated_data["user_id"])
+        post = get_object_or_404(Post, pk=query.validated_data["post_id"])
+        runner = thread_client(settings.CLICKHOUSE)
+        feed = rank_feed(user.pk, timezone.now(), profile_for_user(user.pk), runner)
+        state = fetch_post_state(runner, user.pk, post.pk)
+        return Response(explain_post(feed, post.pk, state))
