@@ -30,6 +30,11 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# test-only dependencies (chDB for the portability test), kept out of the image
+$(VENV)/.test-installed: requirements-test.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-test.txt
+	@touch $@
+
 services: venv
 	bash infra/local/services.sh up
 
@@ -61,7 +66,7 @@ run: migrate
 	@echo
 	$(SECRET_ENV) exec honcho start -f Procfile
 
-test: services
+test: services $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-var: services-down

@@ -65,7 +65,7 @@ FROM
                 )
             )
           AND (out_of_network = 0 OR latest_created_at_us >= %(trending_since_us)s)
-    )
+    ) AS window_posts
     ANY LEFT JOIN
     (
         SELECT post_id, sum(ev_impressions) AS impressions, sum(ev_clicks) AS clicks,
@@ -107,7 +107,7 @@ FROM
             )
         )
         GROUP BY post_id
-    ) USING post_id
+    ) AS engagement_counts USING post_id
     WHERE out_of_network = 0 OR clicks + likes + comments + shares > 0
     ORDER BY out_of_network, clicks + 2 * likes + 3 * comments + 4 * shares DESC, post_id DESC
     LIMIT %(trending_pool)s BY pool_key

@@ -71,15 +71,17 @@ FROM
                 WHERE user_id = %(user_id)s AND created_at >= toDateTime(%(affinity_since_s)s)
                 GROUP BY id
                 HAVING deleted = 0
-            )
-            ANY INNER JOIN
+            ) AS acted
+            -- ALL, not ANY: since 20.x ANY INNER keeps one left row per key too, and a
+            -- like and a comment on one post share the key (one row per post on the right)
+            ALL INNER JOIN
             (
                 SELECT id AS post_id, argMax(author_id, _version) AS acted_author_id
                 FROM posts
                 WHERE id IN (SELECT post_id FROM likes WHERE user_id = %(user_id)s)
                    OR id IN (SELECT post_id FROM comments WHERE user_id = %(user_id)s)
                 GROUP BY id
-            ) USING post_id
+            ) AS acted_posts USING post_id
         )
         GROUP BY day_author_id, day
     )
