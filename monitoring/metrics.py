@@ -1,6 +1,6 @@
 """Every Prometheus metric Nova exports, declared once.
 
-Names are fixed by the dashboards and alert rules in infra/ (DESIGN.md, Metrics).
+Names are fixed by the dashboards and alert rules in infra/ (docs/ranking.md, docs/architecture/).
 Web processes expose them at /metrics (django-prometheus); worker processes
 start their own HTTP endpoint (monitoring.metrics.serve).
 """

@@ -5,7 +5,7 @@ which is what makes "mark, then insert" safe: when a batch is replayed after a
 crash (its marks set, its insert lost), each message finds its *own* mark and is
 inserted again, while a client retry (another message, same event_id) finds a
 mark naming some other message and is dropped. One Lua call per batch answers
-for every id, in one round trip (DESIGN.md, hot loop costs).
+for every id, in one round trip (docs/architecture/events.md).
 """
 
 from __future__ import annotations

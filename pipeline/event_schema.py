@@ -1,4 +1,4 @@
-"""The engagement event of DESIGN.md ("Events topic"), as pure functions.
+"""The engagement event (docs/architecture/events.md), as pure functions.
 
 Two directions: `validate_client_event` turns one element of the API's
 `{"events": [...]}` into the message the pipeline publishes (or a reason it is
@@ -119,7 +119,7 @@ def isoformat_ms(moment: datetime) -> str:
 
 
 def build_message(fields: dict[str, Any], user_id: int, author_id: int | None, received_at: datetime) -> bytes:
-    """The topic's JSON value (DESIGN.md, Kafka contracts)."""
+    """The topic's JSON value (docs/architecture/events.md)."""
     return orjson.dumps({
         "event_id": fields["event_id"], "user_id": user_id, "post_id": fields["post_id"], "author_id": author_id,
         "event_type": fields["event_type"], "ts": isoformat_ms(fields["ts"]), "received_at": isoformat_ms(received_at),

@@ -1,4 +1,4 @@
-"""The Kafka topics of DESIGN.md, named from the configured prefix."""
+"""The Kafka topics (docs/architecture/), named from the configured prefix."""
 
 from __future__ import annotations
 

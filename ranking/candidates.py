@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ranking.params import RankingParams
-from ranking.scoring import Components, Features
+from ranking.scoring import Components, Features, epoch_us
 
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "infra" / "clickhouse" / "queries"
 
@@ -53,13 +53,6 @@ class ScoredCandidate:
         return self.components.score
 
 
-def _epoch_us(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 @dataclass(frozen=True)
 class UserContext:
     """The user's relation to authors and posts, from user_context.sql and user_post_flags.sql."""
@@ -77,7 +70,7 @@ class UserContext:
 
 
 def _windows(user_id: int, now: datetime, params: RankingParams) -> dict[str, Any]:
-    now_us = _epoch_us(now)
+    now_us = epoch_us(now)
     now_s = now_us // 1_000_000
     in_network_since_s = now_s - params.in_network_window_hours * 3600
     affinity_since = (now.astimezone(timezone.utc) - timedelta(days=params.affinity_window_days)).date()
@@ -91,7 +84,7 @@ def _windows(user_id: int, now: datetime, params: RankingParams) -> dict[str, An
         "trending_since_us": now_us - params.trending_window_hours * 3_600_000_000,
         "seen_since_s": now_s - params.seen_window_days * 86_400,
         "affinity_since": affinity_since,
-        "affinity_since_s": _epoch_us(datetime(affinity_since.year, affinity_since.month, affinity_since.day,
+        "affinity_since_s": epoch_us(datetime(affinity_since.year, affinity_since.month, affinity_since.day,
                                                tzinfo=timezone.utc)) // 1_000_000,
         "fatigue_since_s": now_s - int(params.hide_fatigue_days * 86_400),
         "affinity_half_life_days": params.affinity_half_life_days,

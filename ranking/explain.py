@@ -13,7 +13,7 @@ from typing import Any
 from ranking.candidates import PostState
 from ranking.scoring import score_features
 from ranking.service import DroppedCandidate, RankedFeed, RankedItem
-from ranking.world import epoch_us
+from ranking.scoring import epoch_us
 
 # why a post is not a candidate at all
 NOT_REPLICATED = "not_replicated"

@@ -9,10 +9,6 @@ from ranking.models import RankingProfile
 from ranking.params import RankingParams, assign_profile
 
 
-def active_profiles() -> list[RankingParams]:
-    return [profile.params() for profile in RankingProfile.objects.filter(is_active=True)]
-
-
 def profile_for_user(user_id: int) -> RankingParams:
     profiles = {p.name: p for p in RankingProfile.objects.filter(is_active=True)}
     name = assign_profile(user_id, [(p.name, p.traffic_share) for p in profiles.values()])

@@ -11,11 +11,22 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from ranking.params import RankingParams
 
 MICROS_PER_HOUR = 3_600_000_000
 SECONDS_PER_DAY = 86_400
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (float seconds would round): the
+    unit of the replicas' *_us columns. `moment` must be timezone-aware."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def freshness_score(age_hours: float, half_life_hours: float) -> float:

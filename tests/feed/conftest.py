@@ -1,4 +1,4 @@
-"""The cast of every social API test (STYLE.md #15): alice and bob, who will
+"""The cast of every social API test (one named cast per area): alice and bob, who will
 follow and like each other's posts, and charlie, who has no relation to anyone."""
 
 from __future__ import annotations

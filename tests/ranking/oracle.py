@@ -16,7 +16,8 @@ from ranking.candidates import ScoredCandidate
 from ranking.params import RankingParams
 from ranking.scoring import Features, score_features
 from ranking.service import DroppedCandidate, arrange_candidates
-from ranking.world import World, epoch_us
+from ranking.scoring import epoch_us
+from ranking.world import World
 
 INTERACTIONS = {"click", "like", "comment", "share", "dwell"}
 

@@ -9,7 +9,7 @@ from pipeline.topics import all_topics, ensure_topics
 
 
 class Command(BaseCommand):
-    help = "Create the Kafka topics of DESIGN.md that do not exist yet (idempotent)."
+    help = "Create the Kafka topics (docs/architecture/) that do not exist yet (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--partitions", type=int, default=settings.KAFKA.partitions)
