@@ -9,12 +9,18 @@ import os
 
 # Subprocesses started by a test (consumers, relays) may get their own namespace
 # (ClickHouse database, topic prefix) so concurrent runs don't share state.
-_NS = os.environ.get("NOVA_TEST_NAMESPACE", "test")
+# NOVA_TEST_SESSION=x gives a whole pytest session its own namespace and Postgres
+# test database, so two sessions can share the local services.
+_SESSION = os.environ.get("NOVA_TEST_SESSION", "")
+_NS = os.environ.get("NOVA_TEST_NAMESPACE") or _SESSION or "test"
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
 os.environ["CLICKHOUSE_DATABASE"] = f"nova_{_NS}"
 os.environ["KAFKA_TOPIC_PREFIX"] = f"nova{_NS}"
 os.environ["REDIS_KEY_PREFIX"] = f"nova{_NS}"
 
 from nova.settings import *  # noqa: E402,F403
+
+if _SESSION:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_nova_{_SESSION}"}  # noqa: F405
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns when it is missing

@@ -41,7 +41,9 @@ FROM
     (
         SELECT
             post_id, latest_author_id AS author_id, latest_created_at_us AS created_at_us,
-            if(has(%(in_network_authors)s, latest_author_id), toUInt8(0), toUInt8(1)) AS out_of_network,
+            -- transform() is a hash lookup; has() would scan the array for every post
+            if(transform(latest_author_id, %(in_network_authors)s, %(in_network_authors)s, toInt64(0)) = 0,
+               toUInt8(1), toUInt8(0)) AS out_of_network,
             if(out_of_network = 1, toInt64(0), post_id) AS pool_key
         FROM
         (
