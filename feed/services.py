@@ -3,6 +3,12 @@
 Views validate and serialize; these functions enforce the rules and touch the
 database. Each raises a `SocialError` subclass for a rule a client broke, so the
 API can map it to a 4xx without knowing the rule.
+
+The feed cache (feed/cache.py) is kept in step here, by explicit calls after the
+transaction commits (never before: a reader could cache the old state again):
+a follow, unfollow, mute or unmute invalidates the user's ranked snapshot; a new
+post goes onto the author's followers' fresh lists (docs/feed.md says why this
+and not invalidation); a like, comment or delete refreshes the hydrated post.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from feed import cache
 from feed.models import Comment, Follow, Like, Mute, Post, User
+from ranking.scoring import epoch_us
 
 
 class SocialError(Exception):
@@ -50,6 +58,10 @@ def visible_posts() -> QuerySet[Post]:
 
 def create_post(author: User, body: str, media_url: str = "") -> Post:
     post = Post.objects.create(author=author, body=body, media_url=media_url)
+    created_us = epoch_us(post.created_at)
+    # the author sees their own post at once too
+    readers = [author.pk, *Follow.objects.filter(followee=author).values_list("follower_id", flat=True)]
+    transaction.on_commit(lambda: cache.push_fresh_post(readers, post.pk, created_us, author.pk))
     return visible_posts().get(pk=post.pk)
 
 
@@ -58,41 +70,59 @@ def delete_post(user: User, post: Post) -> None:
     if post.author_id != user.pk:
         raise NotAuthorError("post", "Only the author can delete a post.")
     Post.objects.filter(pk=post.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+    transaction.on_commit(lambda: cache.invalidate_post(post.pk))
 
 
 def follow(follower: User, followee: User) -> tuple[Follow, bool]:
     """Idempotent: following someone twice returns the existing follow."""
     if follower.pk == followee.pk:
         raise SelfRelationError("user", "You cannot follow yourself.")
-    return Follow.objects.get_or_create(follower=follower, followee=followee)
+    result = Follow.objects.get_or_create(follower=follower, followee=followee)
+    if result[1]:
+        transaction.on_commit(lambda: cache.invalidate_feed(follower.pk))
+    return result
 
 
 def unfollow(follower: User, followee: User) -> bool:
     deleted, _ = Follow.objects.filter(follower=follower, followee=followee).delete()
+    if deleted:
+        transaction.on_commit(lambda: cache.forget_author(follower.pk, followee.pk, muted=False))
     return deleted > 0
 
 
 def like(user: User, post: Post) -> tuple[Like, bool]:
-    return Like.objects.get_or_create(user=user, post=post)
+    result = Like.objects.get_or_create(user=user, post=post)
+    if result[1]:
+        transaction.on_commit(lambda: cache.invalidate_post(post.pk))
+    return result
 
 
 def unlike(user: User, post: Post) -> bool:
     deleted, _ = Like.objects.filter(user=user, post=post).delete()
+    if deleted:
+        transaction.on_commit(lambda: cache.invalidate_post(post.pk))
     return deleted > 0
 
 
 def add_comment(user: User, post: Post, body: str) -> Comment:
-    return Comment.objects.create(user=user, post=post, body=body)
+    comment = Comment.objects.create(user=user, post=post, body=body)
+    transaction.on_commit(lambda: cache.invalidate_post(post.pk))
+    return comment
 
 
 def mute(user: User, author: User) -> tuple[Mute, bool]:
     if user.pk == author.pk:
         raise SelfRelationError("user", "You cannot mute yourself.")
-    return Mute.objects.get_or_create(user=user, muted=author)
+    result = Mute.objects.get_or_create(user=user, muted=author)
+    if result[1]:
+        transaction.on_commit(lambda: cache.forget_author(user.pk, author.pk, muted=True))
+    return result
 
 
 def unmute(user: User, author: User) -> bool:
     deleted, _ = Mute.objects.filter(user=user, muted=author).delete()
+    if deleted:
+        transaction.on_commit(lambda: cache.unmute_author(user.pk, author.pk))
     return deleted > 0
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("auth/register/", views.RegisterView.as_view(), name="auth-register"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("feed/", views.FeedView.as_view(), name="feed"),
     path("posts/", views.PostListCreateView.as_view(), name="post-list"),
     path("posts/<id:pk>/", views.PostDetailView.as_view(), name="post-detail"),
     path("posts/<id:pk>/like/", views.PostLikeView.as_view(), name="post-like"),

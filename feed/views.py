@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -15,8 +16,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feed import services
+from feed.cursors import CursorError
 from feed.models import Comment, Follow, Post, User
 from feed.pagination import StableCursorPagination
+from feed.read import read_feed
 from feed.serializers import (
     CommentSerializer,
     FolloweeSerializer,
@@ -289,3 +292,47 @@ class UserFollowingView(generics.GenericAPIView):
         follows = Follow.objects.filter(follower=_user(pk)).select_related("followee")
         page = self.paginate_queryset(follows)
         return self.get_paginated_response(FolloweeSerializer(page, many=True).data)
+
+
+# --- the feed (feed/read.py)
+class FeedQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=settings.FEED_PAGE_MAX, default=settings.FEED_PAGE_SIZE)
+    cursor = serializers.CharField(required=False, max_length=4096, trim_whitespace=False)
+
+
+_feed_item = inline_serializer("FeedItem", {
+    "id": serializers.IntegerField(),
+    "author": UserSerializer(),
+    "body": serializers.CharField(),
+    "media_url": serializers.CharField(),
+    "created_at": serializers.DateTimeField(),
+    "like_count": serializers.IntegerField(),
+    "comment_count": serializers.IntegerField(),
+    "rank": serializers.IntegerField(help_text="1-based position in the feed, continuing across pages"),
+    "score": serializers.FloatField(allow_null=True, help_text="null for fresh, backfill and fallback items"),
+})
+_feed_page = inline_serializer("FeedPage", {
+    "source": serializers.ChoiceField(choices=["cache", "ranked", "fallback"]),
+    "profile": serializers.CharField(allow_null=True, help_text="the ranking profile; null for the fallback"),
+    "items": _feed_item.__class__(many=True),
+    "next_cursor": serializers.CharField(allow_null=True, help_text="null at the end of the feed"),
+})
+
+
+class FeedView(APIView):
+    @extend_schema(
+        parameters=[FeedQuerySerializer],
+        responses={200: _feed_page,
+                   400: OpenApiResponse(_detail, description="limit outside 1..50, or a malformed, altered, "
+                                        "foreign or expired cursor (the detail says which)."),
+                   **E401},
+    )
+    def get(self, request: Request) -> Response:
+        query = FeedQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            page = read_feed(request.user.pk, query.validated_data["limit"], query.validated_data.get("cursor"))
+        except CursorError as exc:
+            raise ValidationError({"cursor": [str(exc)]}) from exc
+        return Response({"source": page.source, "profile": page.profile, "items": page.items,
+                         "next_cursor": page.next_cursor})

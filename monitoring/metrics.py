@@ -117,3 +117,34 @@ RANKING_DURATION = Histogram(
     "ranking_duration_seconds", "rank_feed wall time, by part (query, total).", ["part"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5),
 )
+
+# --- feed read path (feed/read.py, feed/cache.py, nova/breaker.py, monitoring/middleware.py)
+FEED_API_REQUESTS = Counter(
+    "feed_api_requests_total", "API requests, by method, status and endpoint (the URL's name).",
+    ["method", "status", "endpoint"],
+)
+FEED_API_DURATION = Histogram(
+    "feed_api_duration_seconds", "API request wall time, by endpoint.", ["endpoint"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.8, 1, 2.5, 5),
+)
+FEED_API_ERRORS = Counter(
+    "feed_api_errors_total", "API requests that failed on the server side (5xx or an exception).",
+    ["method", "endpoint"],
+)
+FEED_CACHE_HITS = Counter("feed_cache_hits_total", "Feed first pages served from a cached ranked snapshot.")
+FEED_CACHE_MISSES = Counter("feed_cache_misses_total", "Feed first pages that found no cached snapshot.")
+FEED_SOURCE = Counter(
+    "feed_pages_served_total", "Feed pages served, by source (cache, ranked, fallback) and reason of a fallback.",
+    ["source", "reason"],
+)
+FEED_RANKINGS = Counter("feed_rankings_total", "Rankings the feed ran (cache misses that did the work).")
+CIRCUIT_BREAKER_STATE = Gauge(
+    "circuit_breaker_state", "Breaker state as this process last saw it: 0 closed, 1 half-open, 2 open.",
+    ["datasource"],
+)
+CIRCUIT_BREAKER_STATE_CHANGES = Counter(
+    "circuit_breaker_state_changes_total", "Breaker transitions, by the state entered.", ["datasource", "state"],
+)
+FEED_CACHE_MEMORY = Gauge(
+    "feed_cache_memory_bytes", "Redis used_memory, read at scrape time (the feed cache is most of it; NaN if down)."
+)

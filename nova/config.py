@@ -55,3 +55,12 @@ class CdcConfig:
     idle_confirm_interval: float
     reconnect_max_backoff: float
     relay_metrics_port: int
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """nova/breaker.py's thresholds."""
+
+    failure_threshold: int  # consecutive failures or timeouts that open the breaker
+    cool_down_seconds: float  # open this long before one probe query is let through
+    probe_timeout_seconds: float  # a probe that never reports back frees its slot after this

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from nova.config import CdcConfig, ClickHouseConfig, KafkaConfig
+from nova.config import BreakerSettings, CdcConfig, ClickHouseConfig, KafkaConfig
 from nova.env import (
     env_bool,
     env_float,
@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "monitoring.middleware.ApiMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "nova.api.RequestTooLargeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -109,6 +110,8 @@ REDIS_URL = env_str("REDIS_URL", f"redis://127.0.0.1:{_REDIS_PORT}/0")
 # every Redis key Nova writes (cache, dedup marks) starts with this
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "nova")
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 1.0)
+# after a Redis failure, the request path skips Redis this long (nova/redis.py)
+REDIS_RETRY_AFTER_SECONDS = env_float("REDIS_RETRY_AFTER_SECONDS", 1.0)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -130,9 +133,30 @@ CLICKHOUSE = ClickHouseConfig(
     password=env_secret("CLICKHOUSE_PASSWORD") or "",
     connect_timeout=env_float("CLICKHOUSE_CONNECT_TIMEOUT", 2.0),
     send_receive_timeout=env_float("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", 30.0),
-    query_timeout=env_float("CLICKHOUSE_QUERY_TIMEOUT", 2.0),
+    query_timeout=env_float("CLICKHOUSE_QUERY_TIMEOUT", 0.5),
 )
 CLICKHOUSE_SQL_DIR = BASE_DIR / "infra" / "clickhouse"
+# the request path's breaker around ClickHouse (nova/breaker.py); each query is
+# cancelled after CLICKHOUSE_QUERY_TIMEOUT and counts as a failure
+CIRCUIT_BREAKER = BreakerSettings(
+    failure_threshold=env_int("CIRCUIT_BREAKER_FAILURE_THRESHOLD", 5),
+    cool_down_seconds=env_float("CIRCUIT_BREAKER_COOL_DOWN_SECONDS", 10.0),
+    probe_timeout_seconds=env_float("CIRCUIT_BREAKER_PROBE_TIMEOUT_SECONDS", 5.0),
+)
+
+# --- feed read path (feed/read.py, feed/cache.py; docs/feed.md)
+FEED_CACHE_TTL_SECONDS = env_int("FEED_CACHE_TTL_SECONDS", 300)  # a ranked snapshot serves first pages this long
+FEED_CURSOR_TTL_SECONDS = env_int("FEED_CURSOR_TTL_SECONDS", 3600)  # next pages of a snapshot, and cursors, this long
+FEED_POST_TTL_SECONDS = env_int("FEED_POST_TTL_SECONDS", 60)  # hydrated posts (explicitly refreshed on API writes)
+# a post newer than the snapshot minus this is merged on top (covers the CDC lag)
+FEED_FRESH_OVERLAP_SECONDS = env_int("FEED_FRESH_OVERLAP_SECONDS", 60)
+FEED_FRESH_MAX = env_int("FEED_FRESH_MAX", 100)
+# after a follow or mute change, snapshots live this long (ClickHouse gets the change by CDC)
+FEED_CHANGE_GRACE_SECONDS = env_int("FEED_CHANGE_GRACE_SECONDS", 10)
+FEED_SINGLE_FLIGHT_LOCK_SECONDS = env_float("FEED_SINGLE_FLIGHT_LOCK_SECONDS", 5.0)
+FEED_SINGLE_FLIGHT_WAIT_SECONDS = env_float("FEED_SINGLE_FLIGHT_WAIT_SECONDS", 3.0)
+FEED_PAGE_SIZE = env_int("FEED_PAGE_SIZE", 20)
+FEED_PAGE_MAX = 50
 
 # --- ranking: the profile for users outside every active RankingProfile's traffic share
 # (ranking/params.py holds the defaults; docs/ranking.md the formulas)

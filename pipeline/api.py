@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feed.cache import hide_posts
 from feed.models import Post
 from monitoring import metrics
 from pipeline.event_schema import EVENT_TYPES, TimeWindow
@@ -81,6 +82,8 @@ class EventsView(APIView):
                 {"detail": f"events not accepted, retry with the same event_ids: {exc}"},
                 status=503, headers={"Retry-After": str(settings.EVENTS_RETRY_AFTER_SECONDS)},
             )
+        # after the broker acknowledged: a hide that was not accepted must not hide anything
+        hide_posts(request.user.pk, result.hidden_post_ids)
         metrics.EVENTS_RECEIVED.labels("accepted").inc(result.accepted)
         metrics.EVENTS_RECEIVED.labels("rejected").inc(result.rejected)
         body = {"accepted": result.accepted, "rejected": result.rejected, "errors": result.errors}

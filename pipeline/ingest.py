@@ -32,6 +32,8 @@ class BatchRejected(ValueError):
 class IngestResult:
     accepted: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # posts the user hid in this batch (accepted): the feed drops them at once
+    hidden_post_ids: list[int] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -76,6 +78,8 @@ def ingest_events(
             result.errors.append({"index": index, "reason": f"post_id: post {fields['post_id']} does not exist"})
             continue
         messages.append((key, build_message(fields, user_id, author_id, received_at)))
+        if fields["event_type"] == "hide":
+            result.hidden_post_ids.append(fields["post_id"])
     result.errors.sort(key=lambda error: error["index"])
     if messages:
         publish(messages)

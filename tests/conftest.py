@@ -59,3 +59,17 @@ def clickhouse(clickhouse_db: str):
 @pytest.fixture
 def unique_name() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def world_db() -> Iterator:
+    """A private ClickHouse database per test (migrations applied), for worlds
+    written with ranking.world: each test's world is alone in its tables."""
+    name = f"nova_rank_{uuid.uuid4().hex[:10]}"
+    admin = make_client(settings.CLICKHOUSE, database="default")
+    client = make_client(settings.CLICKHOUSE, database=name)
+    MigrationRunner(client, admin, name, settings.CLICKHOUSE_SQL_DIR).apply()
+    yield client
+    client.disconnect()
+    admin.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.disconnect()
