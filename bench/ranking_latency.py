@@ -23,7 +23,7 @@ with the same arguments) and, for the fixed-overhead measure, <database>_empty
    followees' posts; then the merges the inserts started are waited for;
 2. per probe user: 3 warm-up calls, then --repeats timed calls of
    rank_feed(user, NOW, RankingParams(), runner) on one client (as a web worker's
-   thread_client): P50/P95/max of RankedFeed.total_seconds, its query_seconds
+   the request path): P50/P95/max of RankedFeed.total_seconds, its query_seconds
    (fetch_candidates: the three round trips and building the candidate objects),
    the three round trips alone as the client sees them ("ClickHouse", with the
    driver's decoding) and as the server logs them (system.query_log,

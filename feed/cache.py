@@ -15,6 +15,8 @@ Keys (all under REDIS_KEY_PREFIX, values JSON):
                             snapshot built now lives only FEED_CHANGE_GRACE_SECONDS,
                             since ClickHouse may not have the change yet (CDC lag)
 - feed:post:<id>            a hydrated post as the API shows it (FEED_POST_TTL)
+- feed:active               sorted set: user id → last first-page read (epoch s),
+                            what the warming task warms (feed/warming.py)
 
 Every function here degrades to "no cache" when Redis is unavailable
 (nova/redis.py): reads return nothing, writes are skipped.
@@ -120,15 +122,20 @@ def _redis_call(action: Callable[[Any], Any], default: Any) -> tuple[Any, bool]:
 
 
 # ------------------------------------------------------------------ reads
-def first_page_state(user_id: int) -> FirstPageState:
-    """The current snapshot, fresh posts and hidden posts: one round trip."""
+def first_page_state(user_id: int, now_s: float | None = None) -> FirstPageState:
+    """The current snapshot, fresh posts, hidden posts and muted authors: one
+    round trip, which also records the user as active (for warming) when
+    `now_s` is given."""
     def read(client: Any) -> tuple[Any, ...]:
         pipe = client.pipeline(transaction=False)
+        if now_s is not None:
+            pipe.zadd(_active_key(), {str(user_id): now_s})
         pipe.get(_snap_key(user_id))
         pipe.lrange(nova_redis.key("feed", "fresh", user_id), 0, -1)
         pipe.smembers(nova_redis.key("feed", "hidden", user_id))
         pipe.smembers(nova_redis.key("feed", "muted", user_id))
-        return tuple(pipe.execute())
+        results = pipe.execute()
+        return tuple(results[1:] if now_s is not None else results)
 
     result, ok = _redis_call(read, (None, [], set(), set()))
     raw_snapshot, raw_fresh, raw_hidden, raw_muted = result
@@ -153,6 +160,33 @@ def snapshot_by_id(user_id: int, snapshot_id: str) -> tuple[Snapshot | None, fro
     (raw, hidden, muted), _ = _redis_call(read, (None, set(), set()))
     return ((Snapshot.from_json(raw) if raw else None), frozenset(int(post_id) for post_id in hidden),
             frozenset(int(author_id) for author_id in muted))
+
+
+def _active_key() -> str:
+    return nova_redis.key("feed", "active")
+
+
+def active_users(since_s: float, forget_before_s: float) -> list[int]:
+    """Users whose last first page is at or after `since_s`, most recent first;
+    entries older than `forget_before_s` are dropped from the set."""
+    def read(client: Any) -> list[int]:
+        pipe = client.pipeline(transaction=False)
+        pipe.zremrangebyscore(_active_key(), "-inf", f"({forget_before_s}")
+        pipe.zrevrangebyscore(_active_key(), "+inf", since_s)
+        return [int(user_id) for user_id in pipe.execute()[1]]
+
+    return _redis_call(read, [])[0]
+
+
+def snapshot_ttls(user_ids: list[int]) -> dict[int, int]:
+    """Seconds left on each user's current snapshot (-2: none)."""
+    def read(client: Any) -> dict[int, int]:
+        pipe = client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.ttl(_snap_key(user_id))
+        return dict(zip(user_ids, (int(ttl) for ttl in pipe.execute()), strict=True))
+
+    return _redis_call(read, {})[0]
 
 
 def snapshot_age_seconds(user_id: int) -> float | None:

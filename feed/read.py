@@ -74,7 +74,7 @@ def read_feed(user_id: int, limit: int, cursor_token: str | None = None, now: da
             return replace(page, source=CACHE)
         return _chronological_page(user_id, limit, cursor, now_s)
 
-    state = cache.first_page_state(user_id)
+    state = cache.first_page_state(user_id, now.timestamp())
     snapshot, source = state.snapshot, CACHE
     if snapshot is not None:
         metrics.FEED_CACHE_HITS.inc()

@@ -7,9 +7,6 @@ A Client is not thread-safe: build one per thread (web) or per consumer.
 
 from __future__ import annotations
 
-import math
-import threading
-
 from clickhouse_driver import Client
 
 from nova.config import ClickHouseConfig
@@ -43,18 +40,3 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 def server_version(client: Client) -> tuple[int, ...]:
     return parse_version(client.execute("SELECT version()")[0][0])
-
-
-_local = threading.local()
-
-
-def thread_client(config: ClickHouseConfig) -> Client:
-    """This thread's client for request-time queries (web workers, Celery tasks):
-    clickhouse-driver's Client is not thread-safe, and building one per request
-    would pay a TCP handshake each time. The server stops a query at
-    config.query_timeout (max_execution_time), so a slow ranking fails fast."""
-    client = getattr(_local, "client", None)
-    if client is None or getattr(_local, "config", None) != config:
-        client = make_client(config, settings={"max_execution_time": max(1, math.ceil(config.query_timeout))})
-        _local.client, _local.config = client, config
-    return client

@@ -156,6 +156,14 @@ FEED_CHANGE_GRACE_SECONDS = env_int("FEED_CHANGE_GRACE_SECONDS", 10)
 FEED_SINGLE_FLIGHT_LOCK_SECONDS = env_float("FEED_SINGLE_FLIGHT_LOCK_SECONDS", 5.0)
 FEED_SINGLE_FLIGHT_WAIT_SECONDS = env_float("FEED_SINGLE_FLIGHT_WAIT_SECONDS", 3.0)
 FEED_PAGE_SIZE = env_int("FEED_PAGE_SIZE", 20)
+# warming (feed/warming.py): users active in the last hour whose snapshot is missing
+# or expires within the refresh margin (> the task's interval, so none lapses between runs)
+FEED_WARM_INTERVAL_SECONDS = env_int("FEED_WARM_INTERVAL_SECONDS", 60)
+FEED_WARM_ACTIVE_WINDOW_SECONDS = env_int("FEED_WARM_ACTIVE_WINDOW_SECONDS", 3600)
+FEED_WARM_FORGET_DAYS = env_int("FEED_WARM_FORGET_DAYS", 7)
+FEED_WARM_REFRESH_BELOW_SECONDS = env_int("FEED_WARM_REFRESH_BELOW_SECONDS", 90)
+FEED_WARM_BATCH_SIZE = env_int("FEED_WARM_BATCH_SIZE", 100)
+FEED_WARM_MAX_USERS = env_int("FEED_WARM_MAX_USERS", 5000)
 FEED_PAGE_MAX = 50
 
 # --- ranking: the profile for users outside every active RankingProfile's traffic share

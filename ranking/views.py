@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feed.models import Post, User
-from nova.clickhouse import thread_client
+from nova.breaker import CLICKHOUSE_FAILURES, BreakerOpen, guarded_clickhouse
 from ranking.candidates import fetch_post_state
 from ranking.explain import explain_post
 from ranking.profiles import profile_for_user
@@ -42,6 +42,7 @@ class ExplainView(APIView):
             400: OpenApiResponse(description="Missing or malformed user_id/post_id."),
             403: OpenApiResponse(description="Not a staff user."),
             404: OpenApiResponse(description="No such user or post."),
+            503: OpenApiResponse(description="ClickHouse unavailable (circuit breaker open, error or timeout)."),
         },
     )
     def get(self, request: Request) -> Response:
@@ -49,7 +50,12 @@ class ExplainView(APIView):
         query.is_valid(raise_exception=True)
         user = get_object_or_404(User, pk=query.validated_data["user_id"])
         post = get_object_or_404(Post, pk=query.validated_data["post_id"])
-        runner = thread_client(settings.CLICKHOUSE)
-        feed = rank_feed(user.pk, timezone.now(), profile_for_user(user.pk), runner)
-        state = fetch_post_state(runner, user.pk, post.pk)
+        runner = guarded_clickhouse()
+        try:
+            feed = rank_feed(user.pk, timezone.now(), profile_for_user(user.pk), runner)
+            state = fetch_post_state(runner, user.pk, post.pk)
+        except (BreakerOpen, *CLICKHOUSE_FAILURES) as exc:
+            # explain needs the ranker itself; there is no fallback to explain
+            return Response({"detail": f"ClickHouse is unavailable, explain cannot rank now: {type(exc).__name__}"},
+                            status=503, headers={"Retry-After": str(int(settings.CIRCUIT_BREAKER.cool_down_seconds))})
         return Response(explain_post(feed, post.pk, state))

@@ -4,6 +4,7 @@ in ClickHouse whose ids are the Postgres rows' ids."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feed.models import Post, User
+from nova.breaker import breaker_for
 from ranking.world import WEvent, World, WPost, WRelation, WUser, write_world
 
 pytestmark = [pytest.mark.requires_clickhouse, pytest.mark.requires_postgres, pytest.mark.django_db]
@@ -26,7 +28,10 @@ def client_for(user: User) -> APIClient:
 
 @pytest.fixture
 def world(world_db, settings):
-    settings.CLICKHOUSE = dataclasses.replace(settings.CLICKHOUSE, database=world_db.connection.database)
+    # a generous deadline: these tests are about explain, not ClickHouse's speed on a busy machine
+    settings.CLICKHOUSE = dataclasses.replace(settings.CLICKHOUSE, database=world_db.connection.database,
+                                              query_timeout=10.0)
+    breaker_for("clickhouse").store.set_closed()
     now = timezone.now()
     reader, author, muted = (User.objects.create_user(name) for name in ("reader", "author", "muted"))
     posts = {name: Post.objects.create(author=who, body=name) for name, who in (
@@ -101,3 +106,14 @@ def test_bad_ids_are_400_naming_the_field(world, params, field) -> None:
 def test_unknown_user_or_post_is_404(world) -> None:
     assert explain(world, "fresh", user_id=987_654_321).status_code == 404
     assert explain(world, "fresh", post_id=987_654_321).status_code == 404
+
+
+def test_clickhouse_unavailable_is_a_503_not_a_500(world):
+    breaker_for("clickhouse").store.set_open(time.time())
+    try:
+        response = world["staff"].get(URL, {"user_id": world["reader"].pk, "post_id": world["posts"]["fresh"].pk})
+        assert response.status_code == 503
+        assert "ClickHouse is unavailable" in response.json()["detail"]
+        assert response["Retry-After"]
+    finally:
+        breaker_for("clickhouse").store.set_closed()
