@@ -5,15 +5,11 @@ a private var/ directory and free ports), so stopping it disturbs nobody else.""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -25,44 +21,9 @@ from nova.breaker import CLOSED, OPEN, breaker_for
 from nova.clickhouse import make_client
 from pipeline.clickhouse_migrations import MigrationRunner
 from tests.support.feed_world import Mirror, flush_feed_keys, make_post, make_reader
+from tests.support.private_services import PrivateServer
 
 pytestmark = [pytest.mark.requires_redis, pytest.mark.requires_postgres]
-
-SERVICES = Path(django_settings.BASE_DIR) / "infra" / "local" / "services.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateServer:
-    def __init__(self, service: str, var_dir: Path) -> None:
-        self.service = service
-        self.env = {**os.environ, "NOVA_VAR_DIR": str(var_dir)}
-        if service == "clickhouse":
-            self.port = _free_port()
-            self.env.update(NOVA_CH_TCP_PORT=str(self.port), NOVA_CH_HTTP_PORT=str(_free_port()))
-            self.pid_file = var_dir / "clickhouse" / "clickhouse.pid"
-        else:
-            self.port = _free_port()
-            self.env.update(NOVA_REDIS_PORT=str(self.port))
-            self.pid_file = var_dir / "redis" / "redis.pid"
-
-    def _run(self, action: str) -> None:
-        subprocess.run(["bash", str(SERVICES), action, self.service], env=self.env, check=True, timeout=90,
-                       capture_output=True)
-
-    def up(self) -> None:
-        self._run("up")
-
-    def down(self) -> None:
-        self._run("down")
-
-    def signal(self, sig: signal.Signals) -> None:
-        os.kill(int(self.pid_file.read_text().strip()), sig)
-
 
 def _get(reader, **params):
     response = reader.api.get("/api/v1/feed/", params)

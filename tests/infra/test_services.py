@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from tests.support.private_services import PrivateServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "local" / "services.sh"
@@ -52,11 +55,18 @@ def test_readyz_is_200_with_everything_up(client) -> None:
 
 
 @pytest.mark.parametrize("service", ["redis", "clickhouse"])
-def test_readyz_is_503_naming_a_stopped_dependency(client, service: str) -> None:
-    stopped = services("down", service)
-    assert stopped.returncode == 0, stopped.stderr
+def test_readyz_is_503_naming_a_stopped_dependency(client, settings, tmp_path, service: str) -> None:
+    # a private server, stopped for real: the shared one serves other test sessions
+    server = PrivateServer(service, tmp_path / "var")
+    server.up()
     try:
-        status = services("status", service)
+        if service == "redis":
+            settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
+        else:
+            settings.CLICKHOUSE = replace(settings.CLICKHOUSE, port=server.port)
+        assert client.get("/readyz").status_code == 200
+        server.down()
+        status = server.run("status")
         assert status.returncode == 1 and " down " in status.stdout
         response = client.get("/readyz")
         assert response.status_code == 503
@@ -64,7 +74,7 @@ def test_readyz_is_503_naming_a_stopped_dependency(client, service: str) -> None
         assert body["failing"] == [service]
         assert body["checks"][service]["ok"] is False
         assert body["checks"][service]["detail"]
+        server.up()
+        assert client.get("/readyz").status_code == 200
     finally:
-        started = services("up", service)
-        assert started.returncode == 0, started.stderr
-    assert client.get("/readyz").status_code == 200
+        server.down()
