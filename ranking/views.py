@@ -68,21 +68,11 @@ class SuggestionsQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=settings.SUGGESTIONS_MAX_LIMIT, default=20)
 
 
-class SuggestedUserSerializer(UserSerializer):
-    """The API's user shape (feed.serializers.UserSerializer) plus how many follow them."""
-
-    followers_count = serializers.IntegerField(read_only=True)
-
-    class Meta(UserSerializer.Meta):
-        fields = [*UserSerializer.Meta.fields, "followers_count"]
-        read_only_fields = fields
-
-
 class SuggestionsView(APIView):
     @extend_schema(
         parameters=[SuggestionsQuerySerializer],
         responses={
-            200: inline_serializer("Suggestions", {"items": SuggestedUserSerializer(many=True)}),
+            200: inline_serializer("Suggestions", {"items": UserSerializer(many=True)}),
             400: OpenApiResponse(description="limit outside 1..50."),
             401: OpenApiResponse(description="No or bad credentials."),
         },
@@ -94,4 +84,4 @@ class SuggestionsView(APIView):
         query = SuggestionsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         users = suggestions_for(request.user.pk, query.validated_data["limit"])
-        return Response({"items": SuggestedUserSerializer(users, many=True).data})
+        return Response({"items": UserSerializer(users, many=True).data})
