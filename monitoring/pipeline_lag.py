@@ -26,7 +26,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from nova import redis_client
+from nova import redis as nova_redis
 from pipeline.lag import LagReport, load_lag_report
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,13 @@ def lag_families(report: LagReport | None, now: float, max_age: float) -> list[G
 
 
 def _read_report() -> LagReport | None:
+    client = nova_redis.client()
+    if client is None:  # Redis failed a moment ago (nova/redis.py)
+        return None
     try:
-        return load_lag_report(redis_client.client())
-    except redis_client.REDIS_ERRORS as exc:
+        return load_lag_report(client)
+    except nova_redis.REDIS_ERRORS as exc:
+        nova_redis.mark_down()
         log.warning("pipeline lag report unavailable: %s", exc)
         return None
 

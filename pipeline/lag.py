@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from nova import redis_client
+from nova import redis as nova_redis
 from nova.config import KafkaConfig
 from pipeline.consumers.framework import ConsumerSpec
 
@@ -109,7 +109,7 @@ def measure_slot_lag(cursor: Any, slot_name: str) -> dict[str, int]:
 
 
 def lag_report_key() -> str:
-    return redis_client.key("pipeline", "lag")
+    return nova_redis.key("pipeline", "lag")
 
 
 def store_lag_report(client: redis.Redis, report: LagReport) -> None:
@@ -130,7 +130,8 @@ def parse_lag_report(fields: dict[bytes, bytes]) -> LagReport | None:
     """The stored hash, or None if it is absent or unreadable."""
     try:
         reported_at = float(fields[b"reported_at"])
-        consumer_lag = [PartitionLag(str(g), str(t), int(p), int(n)) for g, t, p, n in json.loads(fields[b"consumer_lag"])]
+        consumer_lag = [PartitionLag(str(group), str(topic), int(partition), int(lag))
+                        for group, topic, partition, lag in json.loads(fields[b"consumer_lag"])]
         slot_lag = {str(slot): int(n) for slot, n in json.loads(fields[b"slot_lag_bytes"]).items()}
     except (KeyError, ValueError, TypeError, AttributeError):
         return None

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from nova import periodic, redis_client
+from nova import periodic
 from nova.locks import exclusive
 from nova.periodic import SKIPPED, lock_for
 from pipeline import lag, retention
@@ -29,7 +29,7 @@ KAFKA_REQUEST_TIMEOUT_SECONDS = 5.0
     retry_backoff_max=30, retry_jitter=True, max_retries=3,
 )
 def report_pipeline_lag(self: Task) -> dict[str, object]:
-    store = redis_client.client()
+    store = periodic.task_redis()
     with exclusive(store, *lock_for(self)) as held:
         if not held:
             return SKIPPED
@@ -47,7 +47,7 @@ def report_pipeline_lag(self: Task) -> dict[str, object]:
     retry_jitter=True, max_retries=5,
 )
 def enforce_events_retention(self: Task) -> dict[str, object]:
-    store = redis_client.client()
+    store = periodic.task_redis()
     with exclusive(store, *lock_for(self)) as held:
         if not held:
             return SKIPPED

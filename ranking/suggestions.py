@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import redis
 from django.db.models import Count
 
+from feed import cache as feed_cache
 from feed.models import Comment, Follow, Like, Mute, Post, User
-from nova import redis_client
+from nova import redis as nova_redis
+from nova.periodic import loads_ids
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,14 @@ _STORE_CHUNK = 100  # users per Redis round trip
 
 
 def suggestions_key(user_id: int) -> str:
-    return redis_client.key("ranking", "suggestions", user_id)
+    return nova_redis.key("ranking", "suggestions", user_id)
 
 
-def active_user_ids(since: datetime, limit: int) -> list[int]:
-    """Active accounts that logged in (session login; token clients never update
-    last_login) or wrote a post, like, comment, follow or mute since `since`; at
-    most `limit`, lowest ids first."""
+def active_user_ids(since: datetime, limit: int, readers: Iterable[int] = ()) -> list[int]:
+    """Active accounts among `readers` (feed readers, from the feed's activity set)
+    and those who logged in (session login; token clients never update last_login)
+    or wrote a post, like, comment, follow or mute since `since`; at most `limit`,
+    lowest ids first."""
     sources = [
         Post.objects.filter(created_at__gte=since).values_list("author_id"),
         Like.objects.filter(created_at__gte=since).values_list("user_id"),
@@ -67,17 +71,21 @@ def active_user_ids(since: datetime, limit: int) -> list[int]:
         Mute.objects.filter(created_at__gte=since).values_list("user_id"),
     ]
     recent = User.objects.filter(last_login__gte=since).values_list("pk").union(*sources)  # UNION: distinct ids
-    recent_ids = {user_id for (user_id,) in recent}
+    recent_ids = {user_id for (user_id,) in recent} | set(readers)
     return list(User.objects.filter(pk__in=recent_ids, is_active=True).order_by("pk")
                 .values_list("pk", flat=True)[:limit])
 
 
 def refresh_suggestions(client: redis.Redis, now: datetime, *, active_window_seconds: int, max_users: int,
                         size: int, ttl_seconds: int) -> int:
-    """Store `size` suggestions for each active user (idempotent: each list is
-    replaced); returns how many users got one. Written in chunks, so a run cut
+    """Store `size` suggestions for each active user: a feed reader, a login or a
+    write within the window (idempotent: each list is replaced); returns how many
+    users got one. Written in chunks, so a run cut
     short by its time limit keeps what it computed."""
-    user_ids = active_user_ids(now - timedelta(seconds=active_window_seconds), max_users)
+    since = now - timedelta(seconds=active_window_seconds)
+    # forget_before_s=0: trimming the activity set is the feed warmer's business
+    readers = feed_cache.active_users(since.timestamp(), forget_before_s=0)
+    user_ids = active_user_ids(since, max_users, readers)
     for start in range(0, len(user_ids), _STORE_CHUNK):
         pipe = client.pipeline(transaction=False)
         for user_id in user_ids[start:start + _STORE_CHUNK]:
@@ -88,12 +96,16 @@ def refresh_suggestions(client: redis.Redis, now: datetime, *, active_window_sec
 
 def cached_suggestions(user_id: int) -> list[int] | None:
     """The stored list, or None on a miss, a corrupt value or Redis being down."""
+    client = nova_redis.client()
+    if client is None:  # Redis failed a moment ago (nova/redis.py)
+        return None
     try:
-        raw = redis_client.client().get(suggestions_key(user_id))
-    except redis_client.REDIS_ERRORS as exc:
+        raw = client.get(suggestions_key(user_id))
+    except nova_redis.REDIS_ERRORS as exc:
+        nova_redis.mark_down()
         log.warning("suggestions cache unavailable: %s", exc)
         return None
-    return redis_client.loads_ids(raw)
+    return loads_ids(raw)
 
 
 def visible_authors(user_id: int, author_ids: list[int]) -> list[User]:

@@ -12,7 +12,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from nova import periodic, redis_client
+from nova import periodic
 from nova.locks import exclusive
 from nova.periodic import SKIPPED, lock_for
 from ranking import suggestions, trending
@@ -24,7 +24,7 @@ from ranking import suggestions, trending
     retry_jitter=True, max_retries=5,
 )
 def refresh_trending(self: Task) -> dict[str, object]:
-    store = redis_client.client()
+    store = periodic.task_redis()
     with exclusive(store, *lock_for(self)) as held:
         if not held:
             return SKIPPED
@@ -45,7 +45,7 @@ def refresh_trending(self: Task) -> dict[str, object]:
     retry_jitter=True, max_retries=5,
 )
 def refresh_suggested_users(self: Task) -> dict[str, object]:
-    store = redis_client.client()
+    store = periodic.task_redis()
     with exclusive(store, *lock_for(self)) as held:
         if not held:
             return SKIPPED

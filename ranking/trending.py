@@ -17,7 +17,8 @@ from typing import Any
 
 import redis
 
-from nova import redis_client
+from nova import redis as nova_redis
+from nova.periodic import loads_ids
 from ranking.candidates import QueryRunner, load_query
 from ranking.scoring import epoch_us
 
@@ -32,7 +33,7 @@ class TrendingPost:
 
 
 def trending_key() -> str:
-    return redis_client.key("ranking", "trending")
+    return nova_redis.key("ranking", "trending")
 
 
 def trending_params(now: datetime, window_hours: int, limit: int) -> dict[str, Any]:
@@ -64,9 +65,13 @@ def refresh_trending(runner: QueryRunner, client: redis.Redis, now: datetime, *,
 
 def trending_post_ids() -> list[int]:
     """The last computed trending post ids, best first; [] if none or Redis is down."""
+    client = nova_redis.client()
+    if client is None:  # Redis failed a moment ago (nova/redis.py)
+        return []
     try:
-        raw = redis_client.client().get(trending_key())
-    except redis_client.REDIS_ERRORS as exc:
+        raw = client.get(trending_key())
+    except nova_redis.REDIS_ERRORS as exc:
+        nova_redis.mark_down()
         log.warning("trending posts unavailable: %s", exc)
         return []
-    return redis_client.loads_ids(raw) or []
+    return loads_ids(raw) or []

@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feed.models import Follow, Mute, Post, User
-from nova import redis_client
+from nova.periodic import task_redis
 from ranking.suggestions import (
     active_user_ids,
     cached_suggestions,
@@ -17,6 +17,7 @@ from ranking.suggestions import (
     suggested_authors,
     suggestions_key,
 )
+from tests.support.redis_down import redis_down  # noqa: F401
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_redis, pytest.mark.django_db]
 URL = "/api/v1/suggestions/"
@@ -46,7 +47,7 @@ def graph():
         follow(fan, "star")
     Mute.objects.create(user=u["me"], muted=u["muted"])
     User.objects.filter(pk=u["gone"].pk).update(is_active=False)
-    store = redis_client.client()
+    store = task_redis()
     store.delete(*(suggestions_key(user.pk) for user in u.values()))
     yield u
     store.delete(*(suggestions_key(user.pk) for user in u.values()))
@@ -85,7 +86,7 @@ def test_a_cached_list_is_served_and_honours_a_follow_made_a_moment_ago(graph) -
     u = graph
     Post.objects.create(author=u["me"], body="active")
     assert u["me"].pk in active_user_ids(timezone.now() - timezone.timedelta(hours=1), 100)
-    refresh_suggestions(redis_client.client(), timezone.now(), active_window_seconds=3600, max_users=100, size=50,
+    refresh_suggestions(task_redis(), timezone.now(), active_window_seconds=3600, max_users=100, size=50,
                         ttl_seconds=60)
     assert cached_suggestions(u["me"].pk) == [u["fof_a"].pk, u["fof_b"].pk, u["star"].pk]
     # a new, very popular author: the live answer would lead with them, the cached one does not know them
@@ -103,14 +104,14 @@ def test_a_cached_list_is_served_and_honours_a_follow_made_a_moment_ago(graph) -
 
 def test_a_short_filtered_list_is_recomputed(graph) -> None:
     u = graph
-    redis_client.client().set(suggestions_key(u["me"].pk), f"[{u['fof_a'].pk}, {u['f1'].pk}]", ex=60)
+    task_redis().set(suggestions_key(u["me"].pk), f"[{u['fof_a'].pk}, {u['f1'].pk}]", ex=60)
     # f1 is followed: the cached list would give one author where three exist
     assert ids(client_for(u["me"]).get(URL)) == [u["fof_a"].pk, u["fof_b"].pk, u["star"].pk]
 
 
-def test_redis_down_or_a_corrupt_entry_still_answers(graph, settings) -> None:
+def test_redis_down_or_a_corrupt_entry_still_answers(graph, request) -> None:
     u = graph
-    redis_client.client().set(suggestions_key(u["me"].pk), b"{corrupt", ex=60)
+    task_redis().set(suggestions_key(u["me"].pk), b"{corrupt", ex=60)
     assert ids(client_for(u["me"]).get(URL)) == [u["fof_a"].pk, u["fof_b"].pk, u["star"].pk]
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused
+    request.getfixturevalue("redis_down")
     assert ids(client_for(u["me"]).get(URL)) == [u["fof_a"].pk, u["fof_b"].pk, u["star"].pk]

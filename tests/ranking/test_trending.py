@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from nova import redis_client
+from nova.periodic import task_redis
 from ranking.trending import fetch_trending, refresh_trending, trending_key, trending_params, trending_post_ids
 from ranking.world import WEvent, World, WPost, WRelation, WUser, delete_relations, write_world
+from tests.support.redis_down import redis_down  # noqa: F401
 
 NOW = datetime(2024, 6, 15, 12, 30, tzinfo=timezone.utc)
 
@@ -90,7 +91,7 @@ def test_limit_and_window(world) -> None:
 @pytest.mark.requires_clickhouse
 @pytest.mark.requires_redis
 def test_refresh_stores_the_ids_with_a_ttl(world) -> None:
-    store = redis_client.client()
+    store = task_redis()
     store.delete(trending_key())
     assert trending_post_ids() == []
     assert refresh_trending(world, store, NOW, window_hours=24, limit=3, ttl_seconds=120) == [2, 4, 1]
@@ -103,11 +104,11 @@ def test_refresh_stores_the_ids_with_a_ttl(world) -> None:
 
 
 @pytest.mark.requires_redis
-def test_a_reader_never_fails(settings) -> None:
-    store = redis_client.client()
+def test_a_reader_never_fails(request) -> None:
+    store = task_redis()
     for corrupt in (b"not json", b'{"a": 1}', b'[1, "2"]', b"[true]"):
         store.set(trending_key(), corrupt, ex=60)
         assert trending_post_ids() == []
     store.delete(trending_key())
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused
+    request.getfixturevalue("redis_down")
     assert trending_post_ids() == []

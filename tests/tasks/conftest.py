@@ -22,9 +22,6 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-# a private ClickHouse database per test, migrations applied
-from tests.ranking.conftest import world_db  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60.0
 
@@ -71,7 +68,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, clickhouse_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def celery_worker(django_db_setup: None, clickhouse_db: str,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     db = settings.DATABASES["default"]  # the test database, once django_db_setup made it
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     env = {

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring import metrics
 from monitoring.pipeline_lag import PipelineLagCollector, lag_families, register_pipeline_lag_collector
-from nova import redis_client
+from nova.periodic import task_redis
 from pipeline.consumers import CONSUMERS
 from pipeline.lag import (
     LagReport,
@@ -25,6 +25,7 @@ from pipeline.lag import (
     store_lag_report,
 )
 from pipeline.topics import CDC_TABLES, cdc_topic, events_topic
+from tests.support.redis_down import redis_down  # noqa: F401
 
 
 @pytest.mark.parametrize(("low", "high", "committed", "lag"), [
@@ -86,9 +87,9 @@ def test_names_are_not_taken_by_other_metrics() -> None:
 class TestReportInRedis:
     @pytest.fixture(autouse=True)
     def _clean(self):
-        redis_client.client().delete(lag_report_key())
+        task_redis().delete(lag_report_key())
         yield
-        redis_client.client().delete(lag_report_key())
+        task_redis().delete(lag_report_key())
 
     def _metrics(self) -> dict[str, list]:
         response = Client().get("/metrics")
@@ -96,25 +97,25 @@ class TestReportInRedis:
         return {family.name: family.samples for family in text_string_to_metric_families(response.content.decode())}
 
     def test_round_trip(self) -> None:
-        store_lag_report(redis_client.client(), _at(123.5))
-        assert load_lag_report(redis_client.client()) == _at(123.5)
-        redis_client.client().hset(lag_report_key(), "consumer_lag", "not json")
-        assert load_lag_report(redis_client.client()) is None
+        store_lag_report(task_redis(), _at(123.5))
+        assert load_lag_report(task_redis()) == _at(123.5)
+        task_redis().hset(lag_report_key(), "consumer_lag", "not json")
+        assert load_lag_report(task_redis()) is None
 
     def test_metrics_show_a_fresh_report_and_hide_a_stale_one(self) -> None:
-        store_lag_report(redis_client.client(), _at(time.time()))
+        store_lag_report(task_redis(), _at(time.time()))
         samples = self._metrics()
         assert {s.labels["partition"]: s.value for s in samples["consumer_group_lag"]} == {"0": 7, "1": 0}
         assert samples["cdc_replication_slot_lag_bytes"][0].value == 1234
 
-        store_lag_report(redis_client.client(), _at(time.time() - settings.PIPELINE_LAG_MAX_AGE_SECONDS - 5))
+        store_lag_report(task_redis(), _at(time.time() - settings.PIPELINE_LAG_MAX_AGE_SECONDS - 5))
         samples = self._metrics()
         assert not samples.get("consumer_group_lag") and not samples.get("cdc_replication_slot_lag_bytes")
         assert samples["pipeline_lag_report_age_seconds"][0].value > settings.PIPELINE_LAG_MAX_AGE_SECONDS
 
-    def test_metrics_answer_with_redis_down(self, settings) -> None:
-        store_lag_report(redis_client.client(), _at(time.time()))
-        settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused
+    def test_metrics_answer_with_redis_down(self, request) -> None:
+        store_lag_report(task_redis(), _at(time.time()))
+        request.getfixturevalue("redis_down")
         samples = self._metrics()
         assert not samples.get("consumer_group_lag")
         assert "python_info" in samples, "the rest of /metrics is served as usual"

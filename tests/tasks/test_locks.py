@@ -7,21 +7,22 @@ import uuid
 
 import pytest
 
-from nova import redis_client
+from nova import redis as nova_redis
 from nova.locks import RedisLock, exclusive
+from nova.periodic import task_redis
 
 pytestmark = [pytest.mark.requires_redis]
 
 
 @pytest.fixture
 def key() -> str:
-    name = redis_client.key("test-lock", uuid.uuid4().hex)
+    name = nova_redis.key("test-lock", uuid.uuid4().hex)
     yield name
-    redis_client.client().delete(name)
+    task_redis().delete(name)
 
 
 def test_one_holder_at_a_time(key) -> None:
-    first, second = RedisLock(redis_client.client(), key, 30), RedisLock(redis_client.client(), key, 30)
+    first, second = RedisLock(task_redis(), key, 30), RedisLock(task_redis(), key, 30)
     assert first.acquire()
     assert not second.acquire()
     assert first.release()
@@ -29,7 +30,7 @@ def test_one_holder_at_a_time(key) -> None:
 
 
 def test_only_the_owner_releases(key) -> None:
-    store = redis_client.client()
+    store = task_redis()
     owner, other = RedisLock(store, key, 30), RedisLock(store, key, 30)
     assert owner.acquire()
     assert not other.release()
@@ -38,18 +39,18 @@ def test_only_the_owner_releases(key) -> None:
 
 
 def test_a_crashed_holder_blocks_only_until_the_ttl(key) -> None:
-    crashed = RedisLock(redis_client.client(), key, 0.2)
+    crashed = RedisLock(task_redis(), key, 0.2)
     assert crashed.acquire()  # and never releases
-    successor = RedisLock(redis_client.client(), key, 30)
+    successor = RedisLock(task_redis(), key, 30)
     assert not successor.acquire()
     time.sleep(0.3)
     assert successor.acquire()
     assert not crashed.release(), "the expired holder cannot release its successor's lock"
-    assert redis_client.client().get(key) == successor.token.encode()
+    assert task_redis().get(key) == successor.token.encode()
 
 
 def test_exclusive_runs_once_and_releases_on_error(key) -> None:
-    store = redis_client.client()
+    store = task_redis()
     with exclusive(store, key, 30) as held:
         assert held
         with exclusive(store, key, 30) as concurrent:
@@ -64,4 +65,4 @@ def test_exclusive_runs_once_and_releases_on_error(key) -> None:
 
 def test_ttl_must_be_positive(key) -> None:
     with pytest.raises(ValueError):
-        RedisLock(redis_client.client(), key, 0)
+        RedisLock(task_redis(), key, 0)

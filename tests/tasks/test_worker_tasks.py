@@ -3,6 +3,7 @@ with `.delay()`, its effect awaited (bounded) in Redis, ClickHouse or /metrics."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -14,11 +15,11 @@ from django.test import Client
 from django.utils import timezone as dj_timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from feed import cache as feed_cache
 from feed.models import Follow, Post, User
-from nova import redis_client
 from nova.kafka import admin_client
 from nova.locks import RedisLock
-from nova.periodic import SKIPPED, lock_for
+from nova.periodic import SKIPPED, lock_for, task_redis
 from pipeline.cdc.process import postgres_connector
 from pipeline.lag import SLOT_LAG_SQL
 from pipeline.retention import active_partition_ids
@@ -51,7 +52,7 @@ def test_refresh_trending_stores_the_most_engaged_posts(celery_worker, clickhous
         (9001, "click"), (9002, "share"), (9003, "click"), (9004, "share"), (9005, "share"))]
     write_world(clickhouse, World(users=[WUser(901), WUser(902), WUser(903, active=False), WUser(950)], posts=posts,
                                   comments=[WRelation(1, 950, 9003, ago(minutes=20))], events=events))
-    store = redis_client.client()
+    store = task_redis()
     store.delete(trending_key())
 
     refresh_trending.delay()
@@ -63,7 +64,7 @@ def test_refresh_trending_stores_the_most_engaged_posts(celery_worker, clickhous
 
 
 def test_a_run_is_skipped_while_another_holds_the_lock(celery_worker) -> None:
-    store = redis_client.client()
+    store = task_redis()
     key, ttl = lock_for(refresh_trending)
     other_run = RedisLock(store, key, ttl)
     assert other_run.acquire()
@@ -77,20 +78,23 @@ def test_a_run_is_skipped_while_another_holds_the_lock(celery_worker) -> None:
 
 
 def test_refresh_suggested_users_caches_the_active_users(celery_worker) -> None:
-    me, friend, fof, star, idle = (User.objects.create_user(name) for name in ("me", "friend", "fof", "star", "idle"))
+    me, friend, fof, star, idle, reader = (User.objects.create_user(name)
+                                           for name in ("me", "friend", "fof", "star", "idle", "reader"))
     Follow.objects.create(follower=me, followee=friend)
     Follow.objects.create(follower=friend, followee=fof)
     Follow.objects.create(follower=fof, followee=star)
     Post.objects.create(author=me, body="active now")
     User.objects.filter(pk=idle.pk).update(last_login=dj_timezone.now() - timedelta(hours=3))
-    store = redis_client.client()
-    store.delete(*(suggestions_key(u.pk) for u in (me, friend, fof, star, idle)))
+    feed_cache.first_page_state(reader.pk, now_s=time.time())  # read a first page: the feed records the reader
+    store = task_redis()
+    store.delete(*(suggestions_key(u.pk) for u in (me, friend, fof, star, idle, reader)))
 
     refresh_suggested_users.delay()
 
     wait_until(lambda: store.exists(suggestions_key(me.pk)), TASK_TIMEOUT, message="suggestions in Redis")
     assert cached_suggestions(me.pk) == suggested_authors(me.pk, settings.SUGGESTIONS_MAX_LIMIT) == [fof.pk, star.pk]
     assert cached_suggestions(fof.pk) is not None, "following someone is activity"
+    assert cached_suggestions(reader.pk) == [friend.pk, fof.pk, star.pk], "reading the feed is activity"
     assert cached_suggestions(idle.pk) is None and cached_suggestions(star.pk) is None
     assert 0 < store.ttl(suggestions_key(me.pk)) <= settings.SUGGESTIONS_TTL_SECONDS
 
@@ -110,7 +114,8 @@ def test_enforce_events_retention_drops_the_old_months(celery_worker, clickhouse
     wait_until(lambda: not {"202001", "202002"} & set(active_partition_ids(clickhouse)), TASK_TIMEOUT,
                message="old partitions dropped")
     assert _month_id(now) in active_partition_ids(clickhouse)
-    assert clickhouse.execute("SELECT count() FROM events WHERE ts < toDateTime('2020-03-01 00:00:00', 'UTC')") == [(0,)]
+    old_rows = "SELECT count() FROM events WHERE ts < toDateTime('2020-03-01 00:00:00', 'UTC')"
+    assert clickhouse.execute(old_rows) == [(0,)]
     # idempotent: the next run finds nothing to drop
     assert enforce_events_retention.delay().get(timeout=TASK_TIMEOUT) == {"dropped": []}
 
