@@ -244,13 +244,59 @@ CONSUMER_METRICS_PORTS = {
 # --- health checks
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
 
+# --- periodic tasks (docs/architecture/tasks.md): intervals, sizes, TTLs
+# trending posts for the feed's fallback (ranking/trending.py)
+TRENDING_REFRESH_SECONDS = env_int("TRENDING_REFRESH_SECONDS", 60)
+TRENDING_LIMIT = env_int("TRENDING_LIMIT", 200)
+TRENDING_WINDOW_HOURS = env_int("TRENDING_WINDOW_HOURS", 24)
+# a few intervals: a missed run or two still leaves a list to serve
+TRENDING_TTL_SECONDS = env_int("TRENDING_TTL_SECONDS", 600)
+# precomputed author suggestions (ranking/suggestions.py); a user counts as active
+# after a login or a write (post, like, comment, follow, mute) within the window
+SUGGESTIONS_REFRESH_SECONDS = env_int("SUGGESTIONS_REFRESH_SECONDS", 300)
+SUGGESTIONS_ACTIVE_WINDOW_SECONDS = env_int("SUGGESTIONS_ACTIVE_WINDOW_SECONDS", 3600)
+SUGGESTIONS_TTL_SECONDS = env_int("SUGGESTIONS_TTL_SECONDS", 1800)
+SUGGESTIONS_REFRESH_MAX_USERS = env_int("SUGGESTIONS_REFRESH_MAX_USERS", 5000)
+SUGGESTIONS_MAX_LIMIT = 50  # the endpoint's largest `limit`, and how many are cached per user
+# consumer-group and replication-slot lag, written to Redis for the web's /metrics
+PIPELINE_LAG_REPORT_SECONDS = env_int("PIPELINE_LAG_REPORT_SECONDS", 30)
+# an older report is not exported: a stopped worker must not leave a frozen lag behind
+PIPELINE_LAG_MAX_AGE_SECONDS = env_int("PIPELINE_LAG_MAX_AGE_SECONDS", 3 * PIPELINE_LAG_REPORT_SECONDS)
+# ClickHouse `events` keeps whole months newer than this (18.16 has no TTL)
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 90)
+EVENTS_RETENTION_CHECK_SECONDS = env_int("EVENTS_RETENTION_CHECK_SECONDS", 3600)
+if EVENTS_RETENTION_DAYS * 86_400 <= EVENTS_MAX_AGE_SECONDS:
+    # the API still accepts events that old: they would land in dropped months
+    raise ImproperlyConfigured(
+        f"EVENTS_RETENTION_DAYS ({EVENTS_RETENTION_DAYS}) must be longer than EVENTS_MAX_AGE_SECONDS "
+        f"({EVENTS_MAX_AGE_SECONDS}s)"
+    )
+# ClickHouse's limit on one query of a task (the request path's CLICKHOUSE_QUERY_TIMEOUT is far shorter)
+TASK_CLICKHOUSE_QUERY_TIMEOUT = env_float("TASK_CLICKHOUSE_QUERY_TIMEOUT", 60.0)
+
 # --- Celery
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# workers consume this queue and tasks go to it; separate deployments (or test
+# sessions) on one Redis keep their tasks apart by naming their own
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "nova")
+
+
+def _every(seconds: int, task: str) -> dict[str, object]:
+    # a run still queued when the next is due is dropped (expires): after an outage
+    # the worker does not replay every missed interval
+    return {"task": task, "schedule": float(seconds), "options": {"expires": float(seconds)}}
+
+
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "refresh-trending": _every(TRENDING_REFRESH_SECONDS, "ranking.tasks.refresh_trending"),
+    "refresh-suggested-users": _every(SUGGESTIONS_REFRESH_SECONDS, "ranking.tasks.refresh_suggested_users"),
+    "report-pipeline-lag": _every(PIPELINE_LAG_REPORT_SECONDS, "pipeline.tasks.report_pipeline_lag"),
+    "enforce-events-retention": _every(EVENTS_RETENTION_CHECK_SECONDS, "pipeline.tasks.enforce_events_retention"),
+}
 
 # --- auth, i18n, static
 AUTH_PASSWORD_VALIDATORS = [

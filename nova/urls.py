@@ -3,6 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from monitoring import views as monitoring_views
+from monitoring.pipeline_lag import register_pipeline_lag_collector
+
+# /metrics (django_prometheus, below) also exports the pipeline lag the Celery
+# worker reports through Redis. Registered with the URLconf, which only processes
+# serving HTTP load: the consumers' and the relay's own /metrics must not repeat it.
+register_pipeline_lag_collector()
 
 api_v1 = [
     # each app adds its routes to its own urls.py

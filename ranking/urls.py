@@ -6,4 +6,5 @@ from ranking import views
 
 urlpatterns = [
     path("feed/explain/", views.ExplainView.as_view(), name="feed-explain"),
+    path("suggestions/", views.SuggestionsView.as_view(), name="suggestions"),
 ]

@@ -1,4 +1,4 @@
-"""GET /api/v1/feed/explain/: staff only; validates, ranks, explains."""
+"""GET /api/v1/feed/explain/ (staff only: validates, ranks, explains) and GET /api/v1/suggestions/."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -14,11 +14,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feed.models import Post, User
+from feed.serializers import UserSerializer
 from nova.breaker import CLICKHOUSE_FAILURES, BreakerOpen, guarded_clickhouse
 from ranking.candidates import fetch_post_state
 from ranking.explain import explain_post
 from ranking.profiles import profile_for_user
 from ranking.service import rank_feed
+from ranking.suggestions import suggestions_for
 
 _ID = {"min_value": 1, "max_value": 2**63 - 1}
 
@@ -59,3 +61,27 @@ class ExplainView(APIView):
             return Response({"detail": f"ClickHouse is unavailable, explain cannot rank now: {type(exc).__name__}"},
                             status=503, headers={"Retry-After": str(int(settings.CIRCUIT_BREAKER.cool_down_seconds))})
         return Response(explain_post(feed, post.pk, state))
+
+
+# --- GET /api/v1/suggestions/ (ranking/suggestions.py)
+class SuggestionsQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=settings.SUGGESTIONS_MAX_LIMIT, default=20)
+
+
+class SuggestionsView(APIView):
+    @extend_schema(
+        parameters=[SuggestionsQuerySerializer],
+        responses={
+            200: inline_serializer("Suggestions", {"items": UserSerializer(many=True)}),
+            400: OpenApiResponse(description="limit outside 1..50."),
+            401: OpenApiResponse(description="No or bad credentials."),
+        },
+        description="Authors to follow: friends of friends, then the most followed; never yourself, someone you "
+                    "follow or mute, or an inactive account. Precomputed for active users, checked against your "
+                    "follows and mutes of the moment.",
+    )
+    def get(self, request: Request) -> Response:
+        query = SuggestionsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        users = suggestions_for(request.user.pk, query.validated_data["limit"])
+        return Response({"items": UserSerializer(users, many=True).data})

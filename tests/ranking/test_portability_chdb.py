@@ -3,8 +3,8 @@ ClickHouse (chDB, in-process) as on the local 18.16, with the same answers.
 
 The same small world (ranking.world) is written to a chDB session and to a
 private database on the local 18.16 server; rank_feed (feed_candidates.sql,
-user_context.sql, user_post_flags.sql) and fetch_post_state (post_state.sql)
-must agree: the same feed in the same order, the same drops with the same
+user_context.sql, user_post_flags.sql), fetch_post_state (post_state.sql) and
+fetch_trending (trending_posts.sql) must agree: the same feed in the same order, the same drops with the same
 reasons, the same features, and scores within 1e-6.
 
 chDB is a test requirement (requirements-test.txt): without it these tests fail,
@@ -28,6 +28,7 @@ from pipeline.clickhouse_migrations import MigrationRunner, discover
 from ranking.candidates import QUERIES_DIR, PostState, fetch_post_state, load_query
 from ranking.params import RankingParams
 from ranking.service import RankedFeed, rank_feed
+from ranking.trending import fetch_trending
 from ranking.world import WEvent, World, WPost, WRelation, WUser, write_world
 
 SCORE_TOLERANCE = 1e-6
@@ -313,3 +314,17 @@ def test_the_world_exercises_every_rule(both) -> None:
     assert (features[101].likes, features[101].comments, features[101].clicks) == (2, 1, 1)
     assert features[304].last_hide_s > 0 and features[201].affinity_raw > 0
     assert rank_feed(OTHER, NOW, PROFILES[0], server).items, "a cold-start feed from trending posts"
+
+
+@pytest.mark.requires_clickhouse
+def test_trending_posts_agree_on_chdb_and_18_16(both) -> None:
+    """trending_posts.sql (the refresh_trending task) over several windows and limits."""
+    server, current = both
+    for window_hours, limit in ((24, 200), (24, 2), (6, 200), (72, 200)):
+        old = fetch_trending(server, NOW, window_hours, limit)
+        assert fetch_trending(current, NOW, window_hours, limit) == old, (window_hours, limit)
+    trending = [(p.post_id, p.weighted_actions) for p in fetch_trending(server, NOW, 24, 200)]
+    # 601: click, like (event and CDC row: once), comment (CDC), share = 10; 701: two clicks, a like, a share
+    # = 8; 101: a click, two likes (CDC; one also an event), a comment (event) = 8, older id after 701
+    assert trending[:3] == [(601, 10), (701, 8), (101, 8)]
+    assert not {301, 602, 702, 801} & {post_id for post_id, _ in trending}, "deleted, old, unengaged or inactive"
