@@ -1,6 +1,7 @@
 """Shared fixtures. Integration tests use the real local services started by
 `make test` (infra/local/services.sh); a test marked requires_<service> fails at
-once with a clear message when that service is down, instead of hanging."""
+once with a clear message when that service is down, instead of hanging; so does
+a test marked requires_browser when headless chromium or its driver is missing."""
 
 from __future__ import annotations
 
