@@ -4,7 +4,8 @@ ranking dropped, and why.
 
 The served page comes from feed.read.read_feed itself, so the inspector shows
 what the user gets (cache, ranked or fallback), not a re-computation; it has the
-same effects as the user's own read (on a miss it ranks and caches). The
+same effects as the user's own read (on a miss it ranks and caches; the user
+counts as active for the cache warming). The
 breakdown is the snapshot's (the numbers the served ranking used). Dropped
 candidates are not kept in the snapshot, so they come from a live ranking
 through the ClickHouse circuit breaker, as of the snapshot's build time: the same
