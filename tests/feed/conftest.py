@@ -3,13 +3,17 @@ follow and like each other's posts, and charlie, who has no relation to anyone."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from feed.models import Post, User
+from feed.models import Mute, Post, User
+from nova.breaker import breaker_for
+from tests.support.feed_world import Mirror, flush_feed_keys, make_post
 
 
 @dataclass
@@ -58,3 +62,53 @@ def alice_post(alice: Person) -> Post:
 def _fast_password_hashing(settings) -> None:
     # PBKDF2's deliberate slowness would dominate these tests; hashing itself is Django's
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# ---------------------------------------------------------------- feed inspector
+@dataclass
+class InspectorWorld:
+    """alice's world for the feed inspector tests (tests/feed/test_inspector*.py)."""
+
+    alice: Person
+    authors: dict[str, Person]
+    posts: dict[str, list[Post]]
+    mirror: Mirror
+    staff: User
+    hidden: Post  # alice hid it: dropped as hidden, carol fatigued
+    seen: Post  # alice saw it: dropped as seen
+    trending: Post  # erin's, out of network
+
+
+@pytest.fixture
+def inspector_world(world_db, settings, transactional_db) -> Iterator[InspectorWorld]:
+    """alice follows bob, carol, dave and mallory (muted) and hid one of carol's
+    posts, saw one of bob's; erin, whom nobody follows, is trending. Ranked from
+    this test's private ClickHouse database; Redis feed keys are fresh.
+    Transactional: the live server and the feed's on_commit hooks see the rows."""
+    # generous: these tests are about the inspector, not ClickHouse's speed on a busy machine
+    settings.CLICKHOUSE = replace(settings.CLICKHOUSE, database=world_db.connection.database, query_timeout=10.0)
+    flush_feed_keys()
+    breaker_for("clickhouse").store.set_closed()
+    mirror = Mirror(world_db)
+    hour = timedelta(hours=1)
+    alice = _person("alice")
+    authors = {name: _person(name) for name in ("bob", "carol", "dave", "mallory", "erin")}
+    posts: dict[str, list[Post]] = {name: [] for name in authors}
+    for n, name in enumerate(("bob", "carol", "dave", "mallory")):
+        alice.user.following.create(followee=authors[name].user)
+        for i in range(3):
+            posts[name].append(make_post(authors[name].user, hour * (2 + 7 * i + n)))
+    Mute.objects.create(user=alice.user, muted=authors["mallory"].user)
+    trending = make_post(authors["erin"].user, 3 * hour)
+    posts["erin"].append(trending)
+    for name in ("bob", "carol", "dave"):
+        mirror.engage(authors[name].user, trending, "like", 2)
+    mirror.engage(alice.user, posts["dave"][1], "like", 2)
+    mirror.engage(alice.user, posts["carol"][0], "hide")
+    mirror.engage(alice.user, posts["bob"][2], "impression")
+    mirror.sync()
+    staff = User.objects.create_superuser("root", password="root-password")
+    yield InspectorWorld(alice, authors, posts, mirror, staff, hidden=posts["carol"][0], seen=posts["bob"][2],
+                         trending=trending)
+    flush_feed_keys()
+    breaker_for("clickhouse").store.set_closed()
