@@ -9,7 +9,8 @@ Keys (all under REDIS_KEY_PREFIX, values JSON):
 - feed:lock:<user>          single flight: the one request that ranks on a miss
 - feed:fresh:<user>         posts by followees created since (about) the
                             snapshot, pushed when they are written (list)
-- feed:hidden:<user>        posts the user hid since (set), filtered at read
+- feed:hidden:<user>        posts the user hid (set, FEED_HIDDEN_TTL), filtered at read
+                            from every part of the feed
 - feed:muted:<user>         authors the user muted since (set), filtered at read
 - feed:changed:<user>       the user's follows or mutes changed a moment ago: a
                             snapshot built now lives only FEED_CHANGE_GRACE_SECONDS,
@@ -189,6 +190,12 @@ def snapshot_ttls(user_ids: list[int]) -> dict[int, int]:
     return _redis_call(read, {})[0]
 
 
+def hidden_posts(user_id: int) -> frozenset[int]:
+    """Posts the user hid (for the backfill and the fallback, which come from Postgres)."""
+    raw, _ = _redis_call(lambda c: c.smembers(nova_redis.key("feed", "hidden", user_id)), set())
+    return frozenset(int(post_id) for post_id in raw)
+
+
 def snapshot_age_seconds(user_id: int) -> float | None:
     """For the inspector: how old the user's current snapshot is, None if none."""
     raw, _ = _redis_call(lambda c: c.get(_snap_key(user_id)), None)
@@ -277,7 +284,7 @@ def hide_posts(user_id: int, post_ids: Iterable[int]) -> None:
     def write(client: Any) -> None:
         pipe = client.pipeline(transaction=False)
         pipe.sadd(key, *ids)
-        pipe.expire(key, settings.FEED_CURSOR_TTL_SECONDS)
+        pipe.expire(key, settings.FEED_HIDDEN_TTL_SECONDS)
         pipe.execute()
 
     _redis_call(write, None)

@@ -29,7 +29,7 @@ from feed import cache, cursors
 from feed.cache import Snapshot, SnapshotEntry
 from feed.cursors import Cursor, CursorError
 from feed.fallback import chronological_posts
-from feed.models import Post
+from feed.models import Mute, Post
 from feed.services import visible_posts
 from monitoring import metrics
 from nova import redis as nova_redis
@@ -37,6 +37,7 @@ from nova.breaker import CLICKHOUSE_FAILURES, BreakerOpen, guarded_clickhouse
 from ranking.profiles import profile_for_user
 from ranking.scoring import epoch_us
 from ranking.service import RankedFeed, rank_feed
+from ranking.trending import trending_post_ids
 
 log = logging.getLogger(__name__)
 
@@ -185,14 +186,39 @@ def _ranked_page(snapshot: Snapshot, source: str, hidden: frozenset[int], muted:
 def _fallback_first_page(user_id: int, limit: int, now_s: int, reason: str) -> FeedPage:
     metrics.FEED_SOURCE.labels(source=FALLBACK, reason=reason).inc()
     page = _chronological_page(user_id, limit, Cursor(cursors.CHRONOLOGICAL, user_id), now_s)
+    if page.next_cursor is None and len(page.items) < limit:
+        # a user who follows nobody (or few) would get an empty feed: fill it with
+        # the trending posts the refresh_trending task keeps in Redis
+        page = replace(page, items=page.items + _trending_items(user_id, page, limit))
     return replace(page, fallback_reason=reason)
+
+
+def _trending_items(user_id: int, page: FeedPage, limit: int) -> list[dict[str, Any]]:
+    served = {item["id"] for item in page.items} | cache.hidden_posts(user_id)
+    candidates = [post_id for post_id in trending_post_ids() if post_id not in served]
+    if not candidates:
+        return []
+    muted = set(Mute.objects.filter(user_id=user_id).values_list("muted_id", flat=True))
+    posts = hydrate(candidates)
+    rank = len(page.items) + 1
+    items = []
+    for post_id in candidates:
+        body = posts.get(post_id)
+        if body is None or body["author"]["id"] in muted:
+            continue
+        items.append(_item(body, rank, None))
+        rank += 1
+        if len(page.items) + len(items) == limit:
+            break
+    return items
 
 
 def _chronological_page(user_id: int, limit: int, cursor: Cursor, now_s: int) -> FeedPage:
     """Backfill or fallback: posts older than the cursor's position, newest first."""
     before = (cursor.before_us, cursor.before_id) if cursor.before_id else None
-    # one more than the page, to know whether there is a next page
-    posts = chronological_posts(user_id, limit + 1, before, cursor.exclude)
+    # one more than the page, to know whether there is a next page; hidden posts
+    # never come back (ClickHouse knows every hide, Postgres does not: Redis does)
+    posts = chronological_posts(user_id, limit + 1, before, {*cursor.exclude, *cache.hidden_posts(user_id)})
     has_more = len(posts) > limit
     posts = posts[:limit]
     bodies = [post_body(post) for post in posts]

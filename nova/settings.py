@@ -156,6 +156,8 @@ FEED_CHANGE_GRACE_SECONDS = env_int("FEED_CHANGE_GRACE_SECONDS", 10)
 FEED_SINGLE_FLIGHT_LOCK_SECONDS = env_float("FEED_SINGLE_FLIGHT_LOCK_SECONDS", 5.0)
 FEED_SINGLE_FLIGHT_WAIT_SECONDS = env_float("FEED_SINGLE_FLIGHT_WAIT_SECONDS", 3.0)
 FEED_PAGE_SIZE = env_int("FEED_PAGE_SIZE", 20)
+# a hide keeps the post out of every part of the feed (ranked, backfill, fallback) this long
+FEED_HIDDEN_TTL_SECONDS = env_int("FEED_HIDDEN_TTL_SECONDS", 30 * 86400)
 # warming (feed/warming.py): users active in the last hour whose snapshot is missing
 # or expires within the refresh margin (> the task's interval, so none lapses between runs)
 FEED_WARM_INTERVAL_SECONDS = env_int("FEED_WARM_INTERVAL_SECONDS", 60)
@@ -292,6 +294,7 @@ def _every(seconds: int, task: str) -> dict[str, object]:
 
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "warm-feed-caches": _every(FEED_WARM_INTERVAL_SECONDS, "feed.tasks.warm_feed_caches"),
     "refresh-trending": _every(TRENDING_REFRESH_SECONDS, "ranking.tasks.refresh_trending"),
     "refresh-suggested-users": _every(SUGGESTIONS_REFRESH_SECONDS, "ranking.tasks.refresh_suggested_users"),
     "report-pipeline-lag": _every(PIPELINE_LAG_REPORT_SECONDS, "pipeline.tasks.report_pipeline_lag"),

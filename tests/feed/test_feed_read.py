@@ -3,6 +3,7 @@ mirrored from Postgres), cached in Redis, hydrated from Postgres."""
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -383,3 +384,41 @@ def test_fallback_respects_mutes_and_deactivated_authors(world):
     page = _get(alice, limit=50)
     assert page["source"] == "fallback"
     assert {item["author"]["username"] for item in page["items"]} == set(FOLLOWED) - {"bob", "carol"}
+
+
+def _hide(reader, post_id: int) -> None:
+    import uuid
+
+    from django.utils import timezone
+
+    response = reader.api.post("/api/v1/events/", {"events": [
+        {"event_id": str(uuid.uuid4()), "post_id": post_id, "event_type": "hide", "ts": timezone.now().isoformat()},
+    ]}, format="json")
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.requires_kafka
+def test_a_hidden_post_never_comes_back_in_the_backfill_or_the_fallback(world):
+    alice, authors, posts, _ = world
+    old_post = posts["bob"][5]  # 8 days old: only the backfill reaches it
+    assert old_post.pk in _ids(_get(alice, limit=50))
+    _hide(alice, old_post.pk)
+    assert old_post.pk not in _ids(_get(alice, limit=50))
+    breaker_for("clickhouse").store.set_open(__import__("time").time())
+    assert old_post.pk not in _ids(_get(alice, limit=50))
+
+
+def test_a_user_who_follows_nobody_gets_trending_posts_in_the_fallback(world):
+    from ranking.trending import trending_key
+
+    alice, authors, posts, _ = world
+    newcomer = make_reader("newcomer")
+    newcomer.api.post(f"/api/v1/users/{authors['carol'].id}/mute/")
+    trending = [posts["erin"][0].pk, posts["carol"][0].pk, posts["bob"][0].pk]
+    client = __import__("nova.redis", fromlist=["client"]).client()
+    client.set(trending_key(), json.dumps(trending), ex=60)
+    breaker_for("clickhouse").store.set_open(__import__("time").time())
+    page = _get(newcomer)
+    assert page["source"] == "fallback"
+    assert _ids(page) == [posts["erin"][0].pk, posts["bob"][0].pk]  # carol is muted
+    assert [item["rank"] for item in page["items"]] == [1, 2]

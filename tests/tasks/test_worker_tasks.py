@@ -99,6 +99,25 @@ def test_refresh_suggested_users_caches_the_active_users(celery_worker) -> None:
     assert 0 < store.ttl(suggestions_key(me.pk)) <= settings.SUGGESTIONS_TTL_SECONDS
 
 
+def test_warm_feed_caches_ranks_the_active_users_feeds(celery_worker) -> None:
+    from feed.tasks import warm_feed_caches
+    from nova.breaker import breaker_for
+
+    reader, author, gone = (User.objects.create_user(name) for name in ("warm_reader", "warm_author", "warm_gone"))
+    Follow.objects.create(follower=reader, followee=author)
+    feed_cache.first_page_state(reader.pk, now_s=time.time())  # read a first page a moment ago
+    feed_cache.first_page_state(gone.pk, now_s=time.time() - 8 * 86400)  # inactive for 8 days
+    for user in (reader, gone):
+        feed_cache.invalidate_feed(user.pk)
+    breaker_for("clickhouse").store.set_closed()
+
+    warm_feed_caches.delay()
+
+    wait_until(lambda: feed_cache.first_page_state(reader.pk).snapshot is not None, TASK_TIMEOUT,
+               message="the active reader's snapshot in Redis")
+    assert feed_cache.first_page_state(gone.pk).snapshot is None
+
+
 def _month_id(moment: datetime) -> str:
     return f"{moment.year:04d}{moment.month:02d}"
 
