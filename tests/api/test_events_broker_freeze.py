@@ -17,7 +17,6 @@ import sys
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import orjson
 import pytest
@@ -25,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from django.conf import settings
 
 from pipeline.topics import events_topic
+from tests.support.processes import listener_pid
 
 pytestmark = [
     pytest.mark.requires_postgres, pytest.mark.requires_kafka, pytest.mark.requires_redis,
@@ -32,7 +32,6 @@ pytestmark = [
 ]
 
 URL = "/api/v1/events/"
-TANSU_PID_FILE = Path(os.environ.get("NOVA_VAR_DIR", settings.BASE_DIR / "var")) / "kafka" / "tansu.pid"
 
 
 def batch(post_id: int, size: int) -> list[dict]:
@@ -128,7 +127,8 @@ def test_frozen_broker_gives_503_and_every_202_reaches_clickhouse_once(world, ev
     warm_ids = [e["event_id"] for e in warm_up]
     assert wait_for_events(clickhouse, warm_ids, timeout=60) == dict.fromkeys(warm_ids, 1), "consumer never caught up"
 
-    tansu = int(TANSU_PID_FILE.read_text())
+    # by its socket, not var/kafka/tansu.pid: a CI clone may find the broker started by another checkout
+    tansu = listener_pid(int(settings.KAFKA.bootstrap_servers.rsplit(":", 1)[1]))
     frozen_batches = [batch(post_id, 5) for _ in range(3)]
     os.kill(tansu, signal.SIGSTOP)
     try:

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -24,8 +23,9 @@ from nova.clickhouse import make_client
 from pipeline.cdc.process import postgres_connector
 from pipeline.cdc.relay import parse_lsn
 from pipeline.topics import CDC_TABLES, cdc_topic
-from tests.pipeline.cdc.conftest import ROOT, CdcNamespace, wait_until
+from tests.pipeline.cdc.conftest import CdcNamespace, wait_until
 from tests.pipeline.cdc.workload import RandomChanges, compare
+from tests.support.processes import listener_pid
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,8 +36,9 @@ pytestmark = [
 
 
 def clickhouse_pid() -> int:
-    var = Path(os.environ.get("NOVA_VAR_DIR", "var"))
-    return int(((ROOT / var) if not var.is_absolute() else var).joinpath("clickhouse", "clickhouse.pid").read_text())
+    # by its socket, not var/clickhouse/clickhouse.pid: a CI clone may find the
+    # server started by another checkout
+    return listener_pid(settings.CLICKHOUSE.port)
 
 
 @contextmanager
