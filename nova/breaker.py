@@ -247,6 +247,7 @@ class GuardedClickHouse:
         return client
 
     def execute(self, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        breaker_for(self.breaker.datasource)  # the current thresholds
         if not self.breaker.allow():
             raise BreakerOpen(self.breaker.datasource)
         try:
@@ -285,7 +286,10 @@ def breaker_for(datasource: str) -> CircuitBreaker:
         if datasource not in _breakers:
             _breakers[datasource] = CircuitBreaker(datasource, settings.CIRCUIT_BREAKER,
                                                    RedisStore(datasource, LocalStore()))
-        return _breakers[datasource]
+        breaker = _breakers[datasource]
+        # thresholds are read on each use, so a changed setting (a test's override) applies
+        breaker.config = settings.CIRCUIT_BREAKER
+        return breaker
 
 
 def guarded_clickhouse() -> GuardedClickHouse:
