@@ -11,6 +11,7 @@ is open (warming would only add load to a sick server).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,11 +27,15 @@ class WarmResult:
     still_fresh: int = 0
     failed: int = 0
     breaker_open: bool = False
+    out_of_time: bool = False
 
 
 def warm_feed_caches(now: datetime, *, active_window_s: int, forget_after_s: int, refresh_below_s: int,
-                     batch_size: int, max_users: int) -> WarmResult:
+                     batch_size: int, max_users: int, budget_s: float | None = None) -> WarmResult:
+    """`budget_s`: stop starting rankings after this long (the task's soft time limit
+    would otherwise cut a run mid-ranking; the most recently active users come first)."""
     now_s = now.timestamp()
+    deadline = time.monotonic() + budget_s if budget_s is not None else None
     users = cache.active_users(now_s - active_window_s, now_s - forget_after_s)[:max_users]
     result = WarmResult(active=len(users))
     if breaker_for("clickhouse").state() == OPEN:
@@ -40,6 +45,9 @@ def warm_feed_caches(now: datetime, *, active_window_s: int, forget_after_s: int
         batch = users[start:start + batch_size]
         ttls = cache.snapshot_ttls(batch)
         for user_id in batch:
+            if deadline is not None and time.monotonic() > deadline:
+                result.out_of_time = True
+                return result
             if ttls.get(user_id, -2) > refresh_below_s:
                 result.still_fresh += 1
                 continue

@@ -89,3 +89,11 @@ def test_nothing_is_warmed_while_the_breaker_is_open(readers):
         breaker_for("clickhouse").store.set_closed()
     assert result.breaker_open and result.warmed == 0
     assert not _has_snapshot(reader.id)
+
+
+def test_a_run_stops_starting_rankings_when_its_budget_is_spent(readers):
+    for reader in readers[:2]:
+        read_feed(reader.id, 5)
+        cache.invalidate_feed(reader.id)
+    result = _warm(budget_s=0.0)
+    assert result.out_of_time and result.warmed == 0
