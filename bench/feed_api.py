@@ -55,6 +55,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -776,6 +777,22 @@ def cpu_index(seconds: float = 0.5) -> float:
     return rounds / (time.perf_counter() - started)
 
 
+def connections_per_worker(server: Server) -> list[int]:
+    """Established client connections held by each gunicorn worker (ss), most first:
+    with keep-alive, the worker that accepted a connection serves it to the end."""
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    held = Counter()
+    for line in out.splitlines():
+        for pid in {int(x) for x in re.findall(r"pid=(\d+)", line)}:
+            held[pid] += 1
+    workers = [pid for pid in server.pids() if pid != server.process.pid]
+    return sorted((held.get(pid, 0) for pid in workers), reverse=True)
+
+
 def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> dict[str, object]:
     command = ["wrk", f"-t{ARGS.wrk_threads}", f"-c{connections}", f"-d{ARGS.seconds}s", "--timeout", "5s",
                "-s", str(ROOT / "bench" / "feed_api_wrk.lua"), f"http://127.0.0.1:{server.port}{path}"]
@@ -785,6 +802,8 @@ def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> d
                                env={**os.environ, "BENCH_WRK_TOKENS": str(tokens_file)})
     meter = CpuMeter(cpu_groups(server))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    time.sleep(min(3.0, ARGS.seconds / 4))
+    spread = connections_per_worker(server)
     try:
         out, _ = process.communicate(timeout=ARGS.seconds + 60)
     except subprocess.TimeoutExpired:
@@ -800,6 +819,7 @@ def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> d
         raise SystemExit(f"wrk gave no summary: {out[-1500:]}")
     result = json.loads(line.removeprefix("BENCH_JSON "))
     result.update(path=path, rps=result["requests"] / (result["duration_us"] / 1e6), cpu=cpu, cpu_index=speed,
+                  spread=spread,
                   load_before=load_before, load_after=load_avg(), command=" ".join(command))
     return result
 
@@ -846,7 +866,7 @@ def phase_throughput(meta: dict[str, object], logdir: Path, deadline: Deadline) 
                 f"{result['connect_errors'] + result['read_errors'] + result['write_errors']}+"
                 f"{result['timeouts']} (status/socket/timeout)  snapshots re-ranked during run "
                 f"{result['rankings_during']}  load {result['load_before']} -> {result['load_after']}  "
-                f"CPU index {result['cpu_index']:.0f}")
+                f"CPU index {result['cpu_index']:.0f}  connections per worker {result['spread']}")
             say(f"      CPU (cores): {cpu_text(result['cpu'])}")
         warnings = server.warnings()
         if warnings:
@@ -1137,8 +1157,8 @@ def report(results: dict[str, object], meta: dict[str, object], started_at: date
     if "throughput" in results:
         runs = results["throughput"]["runs"]
         say("| run | connections | round | req/s | P50 | P95 | P99 | max | errors | gunicorn CPU | wrk CPU "
-            "| machine busy | other CPU | CPU index | load |")
-        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+            "| machine busy | other CPU | CPU index | connections per worker | load |")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
         for run in runs:
             errors = run["status_errors"] + run["connect_errors"] + run["read_errors"] + run["write_errors"] \
                 + run["timeouts"]
@@ -1146,7 +1166,7 @@ def report(results: dict[str, object], meta: dict[str, object], started_at: date
                 f"| {run['p50_us'] / 1000:.1f} ms | {run['p95_us'] / 1000:.1f} ms | {run['p99_us'] / 1000:.1f} ms "
                 f"| {run['max_us'] / 1000:.1f} ms | {errors} | {run['cpu']['gunicorn']:.2f} | {run['cpu']['wrk']:.2f} "
                 f"| {run['cpu']['machine busy']:.2f} | {run['cpu']['other']:.2f} | {run['cpu_index']:.0f} "
-                f"| {run['load_before']} |")
+                f"| {'/'.join(map(str, run['spread']))} | {run['load_before']} |")
         for connections, round_ in itertools.product(ARGS.connections, range(1, ARGS.rounds + 1)):
             rps = {r["name"]: r["rps"] for r in runs if r["connections"] == connections and r["round"] == round_}
             if "feed" in rps and len(rps) > 1:
