@@ -1077,7 +1077,8 @@ def phase_hitrate(meta: dict[str, object], logdir: Path, deadline: Deadline) -> 
         if worker is not None:
             worker.stop()
         server.stop()
-        redis().delete(PREFIX, f"_kombu.binding.{PREFIX}")  # this run's Celery queue
+        # this run's Celery queue and kombu's binding for it (the name differs between kombu versions)
+        redis().delete(PREFIX, f"_kombu.binding.{PREFIX}", f"_kombu.binding_permanent.{PREFIX}")
     return out
 
 
