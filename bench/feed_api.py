@@ -55,6 +55,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -305,7 +306,7 @@ def prepare_world(deadline: Deadline) -> dict[str, object]:
     call_command("migrate", verbosity=0, interactive=False)
     counts = write_postgres(world, meta)
     say(f"Postgres {ARGS.database}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items())
-        + f" in {time.perf_counter() - started:.1f} s (migrate + COPY + ANALYZE)")
+        + f" in {time.perf_counter() - started:.1f} s (migrate + COPY + VACUUM ANALYZE)")
 
     # ClickHouse: what the ranking reads, as CDC and the events consumer would have written it
     started = time.perf_counter()
@@ -393,7 +394,8 @@ def write_postgres(world: World, meta: dict[str, object]) -> dict[str, int]:
             cursor.execute("CREATE TABLE bench_feed_meta (key text PRIMARY KEY, value text NOT NULL)")
             cursor.execute("INSERT INTO bench_feed_meta VALUES ('world', %s)", [json.dumps(meta)])
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # now, not by autovacuum in the middle of a timed run (its reads and writes slowed a first run down)
+        cursor.execute("VACUUM ANALYZE")
     return counts
 
 
@@ -721,10 +723,11 @@ def _processes_named(*names: str) -> list[int]:
     return found
 
 
-def _machine_ticks() -> tuple[int, int]:
+def _machine_ticks() -> tuple[int, int, int]:
+    """(busy, iowait, total) ticks of all cores; steal counts as busy."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]
-    return sum(fields[:8]) - idle, sum(fields[:8])
+    return sum(fields[:8]) - idle, fields[4], sum(fields[:8])
 
 
 class CpuMeter:
@@ -739,13 +742,14 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         hz = os.sysconf("SC_CLK_TCK")
         elapsed = self.elapsed = time.monotonic() - self.t0
-        busy0, total0 = self.machine
-        busy1, total1 = _machine_ticks()
+        busy0, iowait0, total0 = self.machine
+        busy1, iowait1, total1 = _machine_ticks()
         # a process that exited during the run (a Postgres backend) counts for nothing
         out = {name: sum(max(0, _ticks(p) - self.start[p]) for p in pids) / hz / elapsed
                for name, pids in self.groups.items()}
         out["machine busy"] = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
         out["other"] = max(0.0, out["machine busy"] - sum(v for k, v in out.items() if k != "machine busy"))
+        out["iowait"] = (iowait1 - iowait0) / max(1, total1 - total0) * (os.cpu_count() or 1)
         return out
 
 
@@ -759,14 +763,47 @@ def cpu_text(cpu: dict[str, float]) -> str:
 
 
 # ------------------------------------------------------------------ 1. throughput
+def cpu_index(seconds: float = 0.5) -> float:
+    """Rounds per second of a fixed pure-Python loop in this (otherwise idle) process:
+    this VM's single-core speed was seen to swing by 2x within minutes, so each
+    run records it, taken just before the run."""
+    started = time.perf_counter()
+    rounds = 0
+    while time.perf_counter() - started < seconds:
+        total = 0
+        for i in range(10_000):
+            total += i * i
+        rounds += 1
+    return rounds / (time.perf_counter() - started)
+
+
+def connections_per_worker(server: Server) -> list[int]:
+    """Established client connections held by each gunicorn worker (ss), most first:
+    with keep-alive, the worker that accepted a connection serves it to the end."""
+    try:
+        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    held = Counter()
+    for line in out.splitlines():
+        for pid in {int(x) for x in re.findall(r"pid=(\d+)", line)}:
+            held[pid] += 1
+    workers = [pid for pid in server.pids() if pid != server.process.pid]
+    return sorted((held.get(pid, 0) for pid in workers), reverse=True)
+
+
 def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> dict[str, object]:
     command = ["wrk", f"-t{ARGS.wrk_threads}", f"-c{connections}", f"-d{ARGS.seconds}s", "--timeout", "5s",
                "-s", str(ROOT / "bench" / "feed_api_wrk.lua"), f"http://127.0.0.1:{server.port}{path}"]
+    speed = cpu_index()
     load_before = load_avg()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "BENCH_WRK_TOKENS": str(tokens_file)})
     meter = CpuMeter(cpu_groups(server))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    time.sleep(min(3.0, ARGS.seconds / 4))
+    spread = connections_per_worker(server)
     try:
         out, _ = process.communicate(timeout=ARGS.seconds + 60)
     except subprocess.TimeoutExpired:
@@ -781,7 +818,8 @@ def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> d
     if line is None:
         raise SystemExit(f"wrk gave no summary: {out[-1500:]}")
     result = json.loads(line.removeprefix("BENCH_JSON "))
-    result.update(path=path, rps=result["requests"] / (result["duration_us"] / 1e6), cpu=cpu,
+    result.update(path=path, rps=result["requests"] / (result["duration_us"] / 1e6), cpu=cpu, cpu_index=speed,
+                  spread=spread,
                   load_before=load_before, load_after=load_avg(), command=" ".join(command))
     return result
 
@@ -827,7 +865,8 @@ def phase_throughput(meta: dict[str, object], logdir: Path, deadline: Deadline) 
                 f"max {result['max_us'] / 1000:7.1f} ms  errors {result['status_errors']}+"
                 f"{result['connect_errors'] + result['read_errors'] + result['write_errors']}+"
                 f"{result['timeouts']} (status/socket/timeout)  snapshots re-ranked during run "
-                f"{result['rankings_during']}  load {result['load_before']} -> {result['load_after']}")
+                f"{result['rankings_during']}  load {result['load_before']} -> {result['load_after']}  "
+                f"CPU index {result['cpu_index']:.0f}  connections per worker {result['spread']}")
             say(f"      CPU (cores): {cpu_text(result['cpu'])}")
         warnings = server.warnings()
         if warnings:
@@ -1038,7 +1077,8 @@ def phase_hitrate(meta: dict[str, object], logdir: Path, deadline: Deadline) -> 
         if worker is not None:
             worker.stop()
         server.stop()
-        redis().delete(PREFIX, f"_kombu.binding.{PREFIX}")  # this run's Celery queue
+        # this run's Celery queue and kombu's binding for it (the name differs between kombu versions)
+        redis().delete(PREFIX, f"_kombu.binding.{PREFIX}", f"_kombu.binding_permanent.{PREFIX}")
     return out
 
 
@@ -1118,24 +1158,21 @@ def report(results: dict[str, object], meta: dict[str, object], started_at: date
     if "throughput" in results:
         runs = results["throughput"]["runs"]
         say("| run | connections | round | req/s | P50 | P95 | P99 | max | errors | gunicorn CPU | wrk CPU "
-            "| machine busy | load |")
-        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+            "| machine busy | other CPU | CPU index | connections per worker | load |")
+        say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
         for run in runs:
             errors = run["status_errors"] + run["connect_errors"] + run["read_errors"] + run["write_errors"] \
                 + run["timeouts"]
             say(f"| {run['name']} `{run['path']}` | {run['connections']} | {run['round']} | {run['rps']:,.0f} "
                 f"| {run['p50_us'] / 1000:.1f} ms | {run['p95_us'] / 1000:.1f} ms | {run['p99_us'] / 1000:.1f} ms "
                 f"| {run['max_us'] / 1000:.1f} ms | {errors} | {run['cpu']['gunicorn']:.2f} | {run['cpu']['wrk']:.2f} "
-                f"| {run['cpu']['machine busy']:.2f} | {run['load_before']} |")
-        for connections in ARGS.connections:
-            mean: dict[str, float] = {}
-            for name, _ in TARGETS:
-                values = [r["rps"] for r in runs if r["name"] == name and r["connections"] == connections]
-                if values:
-                    mean[name] = sum(values) / len(values)
-            if "feed" in mean:
-                say(f"c={connections}: " + ", ".join(f"feed / {name} {mean['feed'] / value:.2f}"
-                                                     for name, value in mean.items() if name != "feed"))
+                f"| {run['cpu']['machine busy']:.2f} | {run['cpu']['other']:.2f} | {run['cpu_index']:.0f} "
+                f"| {'/'.join(map(str, run['spread']))} | {run['load_before']} |")
+        for connections, round_ in itertools.product(ARGS.connections, range(1, ARGS.rounds + 1)):
+            rps = {r["name"]: r["rps"] for r in runs if r["connections"] == connections and r["round"] == round_}
+            if "feed" in rps and len(rps) > 1:
+                say(f"c={connections} round {round_} (adjacent runs): " + ", ".join(
+                    f"feed / {name} {rps['feed'] / value:.2f}" for name, value in rps.items() if name != "feed"))
     say(f"done in {(datetime.now(timezone.utc) - started_at).total_seconds():.0f} s")
 
 
