@@ -36,6 +36,7 @@ from typing import Any
 from django.conf import settings
 
 from nova import redis as nova_redis
+from nova.locks import RedisLock
 
 log = logging.getLogger(__name__)
 
@@ -291,12 +292,6 @@ def hide_posts(user_id: int, post_ids: Iterable[int]) -> None:
 
 
 # ------------------------------------------------------------------ single flight
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 def get_or_build(user_id: int, build: Callable[[], Snapshot]) -> tuple[Snapshot, bool]:
     """(snapshot, built_here). On a miss exactly one caller runs `build` (under a
     Redis lock); the others wait for its snapshot. If the builder fails, the lock
@@ -304,13 +299,12 @@ def get_or_build(user_id: int, build: Callable[[], Snapshot]) -> tuple[Snapshot,
     client = nova_redis.client()
     if client is None:
         return build(), True
-    lock_key = nova_redis.key("feed", "lock", user_id)
-    token = secrets.token_hex(8)
+    lock = RedisLock(client, nova_redis.key("feed", "lock", user_id), settings.FEED_SINGLE_FLIGHT_LOCK_SECONDS)
     deadline = time.monotonic() + settings.FEED_SINGLE_FLIGHT_WAIT_SECONDS
     delay = 0.005
     try:
         while True:
-            if client.set(lock_key, token, nx=True, px=int(settings.FEED_SINGLE_FLIGHT_LOCK_SECONDS * 1000)):
+            if lock.acquire():
                 try:
                     # another caller may have stored it between our miss and the lock
                     raw = client.get(_snap_key(user_id))
@@ -320,7 +314,7 @@ def get_or_build(user_id: int, build: Callable[[], Snapshot]) -> tuple[Snapshot,
                     store_snapshot(snapshot)
                     return snapshot, True
                 finally:
-                    client.eval(_RELEASE, 1, lock_key, token)
+                    lock.release()
             raw = client.get(_snap_key(user_id))
             if raw:
                 return Snapshot.from_json(raw), False

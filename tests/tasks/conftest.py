@@ -12,15 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import settings
+
+from tests.pipeline.cdc.conftest import wait_until  # noqa: F401 - re-exported for the task tests
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60.0
@@ -29,17 +29,6 @@ READY_TIMEOUT_SECONDS = 60.0
 def lag_slot() -> str:
     """The replication slot the worker's report_pipeline_lag measures (the lag test creates it)."""
     return f"{settings.REDIS_KEY_PREFIX}_lag"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, message: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s: {message or predicate}")
-        time.sleep(interval)
 
 
 @dataclass
