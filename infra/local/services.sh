@@ -33,9 +33,19 @@ apt_install() {
       log "need root or sudo to apt-get install $*"; exit 1; fi
   else SUDO=; fi
   if [ "$apt_updated" = 0 ]; then $SUDO apt-get update -qq; apt_updated=1; fi
-  # policy-rc.d keeps Debian from starting system-wide copies of the servers:
-  # only the project-owned instances below should run.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+  # A policy-rc.d that answers 101 ("action forbidden") keeps the packages' maintainer
+  # scripts from starting system-wide copies of the servers: only the project-owned
+  # instances below should run. An existing policy-rc.d is left as it is.
+  local own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null || rc=$?
+  if [ "$own_policy" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+  return "$rc"
 }
 
 ensure_installed() {

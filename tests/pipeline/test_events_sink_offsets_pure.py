@@ -1,6 +1,6 @@
 """The pure parts of the events consumer's offsets-in-the-sink seek and the
 insert deduplication token (pipeline/consumers/events.py). `start_position`
-is tested beside the consumer (branch issue6b changes its signature)."""
+is tested beside the consumer."""
 
 from __future__ import annotations
 
