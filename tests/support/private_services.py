@@ -1,4 +1,4 @@
-"""A private Redis or ClickHouse server for a test that must stop, freeze or
+"""A private server (Redis, ClickHouse, Postgres, the broker) for a test that must stop, freeze or
 restart one: infra/local/services.sh (the same script `make` uses) with its own
 var/ directory and free loopback ports, so the shared servers and any other
 test session are never disturbed."""
@@ -31,6 +31,12 @@ class PrivateServer:
         elif service == "redis":
             self.env.update(NOVA_REDIS_PORT=str(self.port))
             self.pid_file = var_dir / "redis" / "redis.pid"
+        elif service == "postgres":
+            self.env.update(NOVA_PG_PORT=str(self.port))
+            self.pid_file = var_dir / "postgres" / "data" / "postmaster.pid"
+        elif service == "kafka":
+            self.env.update(NOVA_KAFKA_PORT=str(self.port))
+            self.pid_file = var_dir / "kafka" / "tansu.pid"
         else:
             raise ValueError(f"no private {service}")
 
@@ -47,4 +53,5 @@ class PrivateServer:
         assert result.returncode == 0, result.stderr
 
     def signal(self, sig: signal.Signals) -> None:
-        os.kill(int(self.pid_file.read_text().strip()), sig)
+        # postmaster.pid has the pid on its first line, the other pid files only the pid
+        os.kill(int(self.pid_file.read_text().split()[0]), sig)
