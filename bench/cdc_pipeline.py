@@ -26,9 +26,12 @@ import threading
 import time
 from pathlib import Path
 
-from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+from benchenv import ROOT, bench_env, postgres, scalar  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
+
+# the bench's replication slot, if a run left one (active or not)
+DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'bench_cdc'"
 
 
 def load_env() -> dict[str, str]:
@@ -71,28 +74,25 @@ def main() -> None:
     import django
 
     django.setup()
-    import psycopg
     from django.conf import settings
 
     from nova.clickhouse import make_client
 
-    db = settings.DATABASES["default"]
-    admin_pg = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True)
-    for slot in admin_pg.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'bench_cdc'").fetchall():
-        admin_pg.execute("SELECT pg_drop_replication_slot('bench_cdc')")
+    admin_pg = postgres("postgres")
+    admin_pg.execute(DROP_SLOT)
     admin_pg.execute("DROP DATABASE IF EXISTS nova_bench WITH (FORCE)")
     admin_pg.execute("CREATE DATABASE nova_bench")
     make_client(settings.CLICKHOUSE, database="default").execute("DROP DATABASE IF EXISTS nova_bench")
     manage(env, "migrate", "--noinput")
     manage(env, "migrate_clickhouse")
     manage(env, "ensure_topics")
-    pg = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="nova_bench", autocommit=True)
+    pg = postgres("nova_bench")
     ch = make_client(settings.CLICKHOUSE)
     pg.execute(
         "INSERT INTO users (password, is_superuser, username, first_name, last_name, email, is_staff, is_active,"
         " date_joined, display_name, bio) VALUES ('!', false, 'bench', '', '', '', false, true, now(), '', '')"
     )
-    author = pg.execute("SELECT id FROM users").fetchone()[0]
+    author = scalar(pg, "SELECT id FROM users")
     logs = ROOT / "var" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
 
@@ -136,16 +136,20 @@ def main() -> None:
         pause = target - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        post_id = pg.execute(
-            "INSERT INTO posts (author_id, body, media_url, created_at, updated_at) VALUES (%s, 'latency', '', now(), now()) RETURNING id",
+        post_id = scalar(
+            pg,
+            "INSERT INTO posts (author_id, body, media_url, created_at, updated_at)"
+            " VALUES (%s, 'latency', '', now(), now()) RETURNING id",
             (author,),
-        ).fetchone()[0]
+        )
         committed[post_id] = time.time()
         order.append(post_id)
     achieved = total / (time.monotonic() - started)
-    decode_backlog = pg.execute(
-        "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'bench_cdc'"
-    ).fetchone()[0]
+    decode_backlog = scalar(
+        pg,
+        "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::bigint"
+        " FROM pg_replication_slots WHERE slot_name = 'bench_cdc'",
+    )
     done_at[0] = time.time()
     done.set()
     poller.join(40)
@@ -157,7 +161,8 @@ def main() -> None:
 
     print(f"latency phase: {total} inserts at {achieved:.0f}/s; visible {len(latencies)}, missing {missing};"
           f" WAL re-decoded per peek at the end (confirmed - restart lsn): {decode_backlog / 1e6:.1f} MB")
-    print(f"  commit -> visible in ClickHouse: p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms, p99 {pct(0.99):.0f} ms, max {latencies[-1]*1000:.0f} ms")
+    print(f"  commit -> visible in ClickHouse: p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms,"
+          f" p99 {pct(0.99):.0f} ms, max {latencies[-1]*1000:.0f} ms")
 
     # ---------------------------------------------------------------- throughput
     stop(relay)
@@ -188,8 +193,7 @@ def main() -> None:
     stop(relay)
     stop(consumer)
     pg.close()
-    for slot in admin_pg.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'bench_cdc'").fetchall():
-        admin_pg.execute("SELECT pg_drop_replication_slot('bench_cdc')")
+    admin_pg.execute(DROP_SLOT)
 
 
 if __name__ == "__main__":

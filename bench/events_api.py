@@ -32,10 +32,11 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from benchenv import postgres  # bench/ is the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = uuid.uuid4().hex[:6]
@@ -66,14 +67,12 @@ def setup_django(env: dict[str, str]) -> None:
 
 
 def ensure_database() -> None:
-    import psycopg
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
-                         autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    name = settings.DATABASES["default"]["NAME"]
+    with postgres("postgres") as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -138,7 +137,7 @@ def start_gunicorn(port: int, workers: int, threads: int, env: dict[str, str]) -
 
 
 def batch_body(posts: list[int], size: int, n: int) -> bytes:
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     kinds = ("impression", "impression", "impression", "view", "click", "like")
     return orjson.dumps({"events": [
         {"event_id": str(uuid.uuid4()), "post_id": posts[(n + i) % len(posts)], "event_type": kinds[i % len(kinds)],
@@ -197,7 +196,8 @@ def main() -> None:
     ensure_database()
     tokens, posts = make_fixtures(args.clients)
     per_client = args.requests // args.clients
-    bodies = [[batch_body(posts, args.batch, c * per_client + n) for n in range(per_client)] for c in range(args.clients)]
+    bodies = [[batch_body(posts, args.batch, c * per_client + n) for n in range(per_client)]
+              for c in range(args.clients)]
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads, env)
     try:
@@ -206,7 +206,8 @@ def main() -> None:
                        time.monotonic() + 30)]
         warm[0].run()
         started = time.monotonic()
-        clients = [Client(port, token, chunk, started + args.seconds) for token, chunk in zip(tokens, bodies)]
+        clients = [Client(port, token, chunk, started + args.seconds)
+                   for token, chunk in zip(tokens, bodies, strict=True)]
         for client in clients:
             client.start()
         for client in clients:
@@ -228,8 +229,8 @@ def main() -> None:
     print(f"requests: {len(latencies)} in {elapsed:.1f}s; accepted events: {accepted}; failures: {failures or 'none'}")
     print(f"API ingest: {accepted / elapsed:,.0f} events/s ({len(latencies) / elapsed:,.1f} requests/s)")
     if latencies:
-        print(f"latency: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p95 {percentile(latencies, 0.95) * 1000:.1f} ms, "
-              f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+        print(f"latency: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+              f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

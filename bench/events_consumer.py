@@ -40,9 +40,9 @@ import threading
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+from benchenv import ROOT, bench_env  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:6]
@@ -90,10 +90,10 @@ def say(text: str) -> None:
 def make_events(count: int, retry_ratio: float = 0.05) -> list[tuple[bytes, dict, int, int]]:
     """(key, fields, user_id, author_id); `retry_ratio` of them resend an earlier event."""
     rng = random.Random(6)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sent: list[tuple[bytes, dict]] = []
     out: list[tuple[bytes, dict, int, int]] = []
-    for i in range(count):
+    for _ in range(count):
         if sent and rng.random() < retry_ratio:
             key, fields = rng.choice(sent)
             user = int(key)
@@ -111,7 +111,7 @@ def make_events(count: int, retry_ratio: float = 0.05) -> list[tuple[bytes, dict
 
 
 def make_messages(count: int) -> list[tuple[bytes, bytes]]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [(key, build_message(fields, user, author, now)) for key, fields, user, author in make_events(count)]
 
 
@@ -314,7 +314,7 @@ def latency(partitions: int, rate_per_s: int, seconds: float) -> dict[str, objec
         for i, (key, fields, user, author) in enumerate(events):
             time.sleep(max(0.0, started + i / rate_per_s - time.perf_counter()))
             # received_at is stamped as the API would, just before the broker gets it
-            producer.produce(topic, key=key, value=build_message(fields, user, author, datetime.now(timezone.utc)))
+            producer.produce(topic, key=key, value=build_message(fields, user, author, datetime.now(UTC)))
             producer.poll(0)
         producer.flush(30)
         deadline = time.monotonic() + 30

@@ -68,14 +68,15 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
-from benchenv import ROOT, bench_env
+from benchenv import ROOT, bench_env, postgres  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
-from worldgen import PROBE_FOLLOWEES, build_world  # noqa: E402  (plain data: no Django needed)
+from worldgen import PROBE_FOLLOWEES, build_world  # plain data: no Django needed
 
 RUN = uuid.uuid4().hex[:6]
 PHASES = ("throughput", "miss", "hitrate", "freshness")
@@ -189,7 +190,126 @@ from nova.clickhouse import make_client  # noqa: E402
 from pipeline.clickhouse_migrations import MigrationRunner  # noqa: E402
 from ranking.world import World, write_world  # noqa: E402
 
-CH_SETTINGS = {"max_execution_time": 60}
+CH_SETTINGS: dict[str, object] = {"max_execution_time": 60}
+
+
+class WorldMeta(TypedDict):
+    """What bench_feed_meta and bench_meta record about the world the databases hold."""
+
+    config: dict[str, object]  # world_config()
+    now: str  # ISO time the world was generated for
+    world_id: str
+    probes: dict[str, int]  # followee count (as a JSON key) -> user id
+    inactive: list[int]
+
+
+class WrkRun(TypedDict):
+    """One wrk run: feed_api_wrk.lua's BENCH_JSON summary, plus what the bench measured around it."""
+
+    requests: int
+    duration_us: int
+    p50_us: float
+    p95_us: float
+    p99_us: float
+    max_us: float
+    status_errors: int
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    timeouts: int
+    path: str
+    rps: float
+    cpu: dict[str, float]  # cores by group (CpuMeter)
+    cpu_index: float
+    spread: list[int]  # connections per gunicorn worker
+    load_before: str
+    load_after: str
+    command: str
+    name: str
+    round: int
+    rankings_during: int
+    rewarmed: int
+    connections: int
+
+
+class ThroughputResult(TypedDict):
+    runs: list[WrkRun]
+    tokens: int
+    cold: list[int]
+    access_log_bytes: int
+
+
+class MissSample(TypedDict):
+    seconds: float
+    status: int
+    source: str | None
+    breaker_before: str
+    items: int
+
+
+class MissResult(TypedDict):
+    results: dict[float, dict[int, list[MissSample]]]  # CLICKHOUSE_QUERY_TIMEOUT -> followees -> samples
+    users: dict[int, int]
+
+
+class Replay(TypedDict):
+    rows: list[tuple[int, str, float, int]]  # user, source, seconds, status
+    seconds: float
+    cpu: dict[str, float]
+
+
+class HitSummary(TypedDict):
+    requests: int
+    sources: dict[str, int]
+    hit_rate: float
+    seconds: float
+    p50: float
+    p95: float
+    p99: float
+    warm_requests: int
+    warm_hit_rate: float
+    distinct_users: int
+
+
+class WorkerRuns(TypedDict):
+    """What the Celery worker's log says about the warm task's runs."""
+
+    received: int
+    succeeded: list[tuple[float, str]]  # seconds, result
+    soft_time_limit: int
+    failed: int
+    skipped: int
+
+
+class HitrateResult(TypedDict, total=False):
+    warm_set: int
+    trace_users: int
+    alive_at_start: int
+    coverage: list[tuple[float, int]]
+    runs: WorkerRuns
+    sent: int
+    breaker: dict[str, int]
+    ranking_failed: int
+    warm: HitSummary
+    control: HitSummary
+    metrics: list[dict[str, float | None]]
+
+
+class FreshRow(TypedDict, total=False):
+    """One post: seen on the follower's first page after `seconds`, or why not (status, detail)."""
+
+    ok: bool
+    status: int
+    detail: str
+    seconds: float | None
+    post: float  # the POST's own seconds
+    polls: int
+    sources: dict[str | None, int]
+
+
+class FreshnessResult(TypedDict):
+    rows: list[FreshRow]
+    pairs: list[tuple[int, int]]
 
 
 # ------------------------------------------------------------------ small helpers
@@ -246,15 +366,7 @@ def world_config() -> dict[str, object]:
             "comments": ARGS.comments, "seed": ARGS.seed, "generator": 1, "postgres": 1}
 
 
-def pg_admin():
-    import psycopg
-
-    db = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db.get("PASSWORD") or None,
-                           dbname="postgres", autocommit=True)
-
-
-def stored_meta() -> dict[str, object] | None:
+def stored_meta() -> WorldMeta | None:
     """The world both databases hold (same world id in each), or None."""
     admin = make_client(settings.CLICKHOUSE, database="default")
     if not admin.execute("SELECT count() FROM system.tables WHERE database = %(d)s AND name = 'bench_meta'",
@@ -264,7 +376,7 @@ def stored_meta() -> dict[str, object] | None:
     if not rows:
         return None
     meta = json.loads(rows[0][0])
-    with pg_admin() as conn:
+    with postgres("postgres") as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [ARGS.database]).fetchone():
             return None
     try:
@@ -277,15 +389,15 @@ def stored_meta() -> dict[str, object] | None:
     return meta if row and json.loads(row[0]).get("world_id") == meta.get("world_id") else None
 
 
-def prepare_world(deadline: Deadline) -> dict[str, object]:
+def prepare_world(deadline: Deadline) -> WorldMeta:
     meta = stored_meta() if ARGS.keep else None
     if meta is not None:
-        age_h = (datetime.now(timezone.utc) - datetime.fromisoformat(meta["now"])).total_seconds() / 3600
+        age_h = (datetime.now(UTC) - datetime.fromisoformat(meta["now"])).total_seconds() / 3600
         if meta.get("config") == world_config() and age_h < ARGS.keep_hours:
             say(f"--keep: reusing {ARGS.database} (world of {meta['now']}, {age_h:.1f} h old)")
             return meta
         say(f"--keep: {ARGS.database} built with other arguments or {age_h:.1f} h old: rebuilding")
-    now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
     started = time.perf_counter()
     world, probes, source = build_world(ARGS, now)
     say(f"world: {len(world.users):,} users, {len(world.posts):,} posts, {len(world.follows):,} follows, "
@@ -298,7 +410,7 @@ def prepare_world(deadline: Deadline) -> dict[str, object]:
     # Postgres: the source of truth the API reads (tokens, hydration, fallback, writes)
     started = time.perf_counter()
     connection.close()
-    with pg_admin() as conn:
+    with postgres("postgres") as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{ARGS.database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{ARGS.database}"')
     from django.core.management import call_command
@@ -347,14 +459,14 @@ def _copy(table: str, columns: list[str], rows) -> int:
     return count
 
 
-def write_postgres(world: World, meta: dict[str, object]) -> dict[str, int]:
+def write_postgres(world: World, meta: WorldMeta) -> dict[str, int]:
     """The world's users, posts, follows, likes, comments and mutes with the ids
     ClickHouse has, and an API token per user; sequences moved past the ids."""
     from django.contrib.auth.hashers import make_password
 
     rng = random.Random(ARGS.seed + 1)
     unusable = make_password(None)
-    joined = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    joined = datetime(2020, 1, 1, tzinfo=UTC)
 
     def sentence(low: int, high: int) -> str:
         return " ".join(rng.choices(WORDS, k=rng.randint(low, high))).capitalize()
@@ -412,7 +524,7 @@ def followee_counts(user_ids: list[int]) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
-def ordinary_users(meta: dict[str, object], count: int, salt: int) -> list[int]:
+def ordinary_users(meta: WorldMeta, count: int, salt: int) -> list[int]:
     """`count` active users who are not probe users, in a deterministic random order."""
     excluded = set(meta["inactive"]) | set(meta["probes"].values())
     users = [u for u in range(1, ARGS.users + 1) if u not in excluded]
@@ -600,11 +712,11 @@ class CeleryWorker:
         except OSError:
             return ""
 
-    def runs(self) -> dict[str, object]:
+    def runs(self) -> WorkerRuns:
         """What the worker's log says about the warm task's runs."""
         lines = [line for line in self.text().splitlines() if "feed.tasks.warm_feed_caches[" in line]
         succeeded = [line for line in lines if " succeeded in " in line]
-        results = []
+        results: list[tuple[float, str]] = []
         for line in succeeded:
             seconds = float(line.split(" succeeded in ")[1].split("s:")[0])
             body = line.split("s: ", 1)[1] if "s: " in line else ""
@@ -785,7 +897,7 @@ def connections_per_worker(server: Server) -> list[int]:
                              capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    held = Counter()
+    held: Counter[int] = Counter()
     for line in out.splitlines():
         for pid in {int(x) for x in re.findall(r"pid=(\d+)", line)}:
             held[pid] += 1
@@ -793,7 +905,7 @@ def connections_per_worker(server: Server) -> list[int]:
     return sorted((held.get(pid, 0) for pid in workers), reverse=True)
 
 
-def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> dict[str, object]:
+def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> WrkRun:
     command = ["wrk", f"-t{ARGS.wrk_threads}", f"-c{connections}", f"-d{ARGS.seconds}s", "--timeout", "5s",
                "-s", str(ROOT / "bench" / "feed_api_wrk.lua"), f"http://127.0.0.1:{server.port}{path}"]
     speed = cpu_index()
@@ -817,10 +929,13 @@ def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> d
     line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
     if line is None:
         raise SystemExit(f"wrk gave no summary: {out[-1500:]}")
-    result = json.loads(line.removeprefix("BENCH_JSON "))
-    result.update(path=path, rps=result["requests"] / (result["duration_us"] / 1e6), cpu=cpu, cpu_index=speed,
-                  spread=spread,
-                  load_before=load_before, load_after=load_avg(), command=" ".join(command))
+    # the rest of a WrkRun (name, round, ...) is the caller's to add
+    result: WrkRun = json.loads(line.removeprefix("BENCH_JSON "))
+    result["path"] = path
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["cpu"], result["cpu_index"], result["spread"] = cpu, speed, spread
+    result["load_before"], result["load_after"] = load_before, load_avg()
+    result["command"] = " ".join(command)
     return result
 
 
@@ -830,7 +945,7 @@ def check_endpoint(server: Server, path: str, token: str) -> str:
     return f"{status}, {len(items) if items is not None else '?'} items, source {body.get('source', '-')}"
 
 
-def phase_throughput(meta: dict[str, object], logdir: Path, deadline: Deadline) -> dict[str, object]:
+def phase_throughput(meta: WorldMeta, logdir: Path, deadline: Deadline) -> ThroughputResult:
     say(f"\n## 1. throughput (load average {load_avg()})")
     clear_namespace()
     users = ordinary_users(meta, ARGS.tokens, salt=1)
@@ -839,14 +954,14 @@ def phase_throughput(meta: dict[str, object], logdir: Path, deadline: Deadline) 
     tokens_file.write_text("\n".join(tokens[u] for u in users) + "\n")
     (logdir / "tokens.json").write_text(json.dumps({tokens[u]: u for u in users}))
     server = Server(logdir, ARGS.query_timeout, logdir / "tokens.json")
-    runs: list[dict[str, object]] = []
+    runs: list[WrkRun] = []
     try:
         started = time.perf_counter()
         cold, rankings = warm_users(users, min_ttl=ARGS.seconds + 30)
         say(f"warmed {len(users)} users' snapshots and posts in {time.perf_counter() - started:.1f} s "
             f"({rankings} rankings; without a snapshot: {cold or 'none'})")
         sample = tokens[users[0]]
-        for name, path in TARGETS:
+        for _name, path in TARGETS:
             say(f"  check {path}: {check_endpoint(server, path, sample)}")
         targets = [(name, path) for name, path in TARGETS if name in ARGS.targets]
         for connections, round_, (name, path) in itertools.product(ARGS.connections, range(ARGS.rounds), targets):
@@ -857,8 +972,9 @@ def phase_throughput(meta: dict[str, object], logdir: Path, deadline: Deadline) 
             before = snapshot_ids(users)
             result = wrk_run(server, path, tokens_file, connections)
             after = snapshot_ids(users)
-            result.update(name=name, round=round_ + 1, rankings_during=sum(before[u] != after[u] for u in users),
-                          rewarmed=rankings, connections=connections)
+            result["name"], result["round"], result["connections"] = name, round_ + 1, connections
+            result["rankings_during"] = sum(before[u] != after[u] for u in users)
+            result["rewarmed"] = rankings
             runs.append(result)
             say(f"  {name:<15} c={connections:<3} {result['rps']:8,.1f} req/s  P50 {result['p50_us'] / 1000:6.1f} ms  "
                 f"P95 {result['p95_us'] / 1000:6.1f} ms  P99 {result['p99_us'] / 1000:6.1f} ms  "
@@ -881,12 +997,12 @@ TARGETS = (("feed", "/api/v1/feed/"), ("ceiling", "/bench/ceiling/"), ("ceiling-
 
 
 # ------------------------------------------------------------------ 2. miss
-def phase_miss(meta: dict[str, object], logdir: Path, deadline: Deadline) -> dict[str, object]:
+def phase_miss(meta: WorldMeta, logdir: Path, deadline: Deadline) -> MissResult:
     say(f"\n## 2. cache miss (load average {load_avg()})")
     probes = {int(k): v for k, v in meta["probes"].items()}
     users = {f: probes[f] for f in ARGS.miss_followees}
     tokens = tokens_of(list(users.values()))
-    results: dict[float, dict[int, list[dict[str, object]]]] = {}
+    results: dict[float, dict[int, list[MissSample]]] = {}
     timeouts = [ARGS.query_timeout] + ([ARGS.high_timeout] if ARGS.high_timeout > 0 else [])
     for timeout in timeouts:
         if deadline.left() < 120:
@@ -894,10 +1010,10 @@ def phase_miss(meta: dict[str, object], logdir: Path, deadline: Deadline) -> dic
             break
         clear_namespace()
         server = Server(logdir, timeout, logdir / "tokens.json")
-        samples: dict[int, list[dict[str, object]]] = {f: [] for f in users}
+        samples: dict[int, list[MissSample]] = {f: [] for f in users}
         try:
             http_ = Http(server.port)
-            for followees, user in users.items():  # warm-up: connections, ClickHouse's caches; not timed
+            for user in users.values():  # warm-up: connections, ClickHouse's caches; not timed
                 for _ in range(2):
                     cache.invalidate_feed(user)
                     http_.call("GET", f"/api/v1/feed/?limit={PAGE}", tokens[user])
@@ -947,7 +1063,7 @@ class Zipf:
 
 
 def replay(server: Server, trace: list[int], tokens: dict[int, str], clients: int,
-           extra: dict[str, list[int]] | None = None) -> dict[str, object]:
+           extra: dict[str, list[int]] | None = None) -> Replay:
     """Send the trace's first pages in order over `clients` keep-alive connections."""
     lock = threading.Lock()
     position = [0]
@@ -982,14 +1098,14 @@ def replay(server: Server, trace: list[int], tokens: dict[int, str], clients: in
 
 
 
-def hit_summary(label: str, result: dict[str, object], warm_set: set[int]) -> dict[str, object]:
+def hit_summary(label: str, result: Replay, warm_set: set[int]) -> HitSummary:
     rows = result["rows"]
     sources = Counter(source for _, source, _, _ in rows)
     hits = sources.get("cache", 0)
     in_warm = [r for r in rows if r[0] in warm_set]
     hit_warm = sum(1 for r in in_warm if r[1] == "cache")
     latencies = [r[2] for r in rows]
-    summary = {"requests": len(rows), "sources": dict(sources), "hit_rate": hits / max(1, len(rows)),
+    summary: HitSummary = {"requests": len(rows), "sources": dict(sources), "hit_rate": hits / max(1, len(rows)),
                "seconds": result["seconds"], "p50": percentile(latencies, .5), "p95": percentile(latencies, .95),
                "p99": percentile(latencies, .99), "warm_requests": len(in_warm),
                "warm_hit_rate": hit_warm / max(1, len(in_warm)), "distinct_users": len({r[0] for r in rows})}
@@ -1002,7 +1118,7 @@ def hit_summary(label: str, result: dict[str, object], warm_set: set[int]) -> di
     return summary
 
 
-def phase_hitrate(meta: dict[str, object], logdir: Path, deadline: Deadline) -> dict[str, object]:
+def phase_hitrate(meta: WorldMeta, logdir: Path, deadline: Deadline) -> HitrateResult:
     say(f"\n## 3. hit rate, Zipf({ARGS.zipf}) over {ARGS.active_users:,} active users (load average {load_avg()})")
     clear_namespace()
     users = ordinary_users(meta, ARGS.active_users, salt=3)  # users[k]: Zipf rank k + 1
@@ -1023,7 +1139,7 @@ def phase_hitrate(meta: dict[str, object], logdir: Path, deadline: Deadline) -> 
         f"{sum(1 for u in trace if u in warm_set) / len(trace):.1%} of them by users active in the last hour")
 
     server = Server(logdir, ARGS.query_timeout, logdir / "tokens.json")
-    out: dict[str, object] = {"warm_set": len(warm_set), "trace_users": len(set(trace))}
+    out: HitrateResult = {"warm_set": len(warm_set), "trace_users": len(set(trace))}
     worker = beat = None
     try:
         worker = CeleryWorker(logdir)
@@ -1051,15 +1167,15 @@ def phase_hitrate(meta: dict[str, object], logdir: Path, deadline: Deadline) -> 
         say(f"  ClickHouse breaker sampled every {beat.sample_every:.0f} s during the replay: {dict(states)}; "
             f"the web's 'ranking failed' warnings (fallback for a timeout or error): {len(failed)}"
             + (f", e.g. {failed[0][:160]}" if failed else ""))
-        out.update(alive_at_start=alive, coverage=beat.coverage, runs=runs, sent=beat.sent, breaker=dict(states),
-                   ranking_failed=len(failed))
+        out.update({"alive_at_start": alive, "coverage": beat.coverage, "runs": runs, "sent": beat.sent,
+                    "breaker": dict(states), "ranking_failed": len(failed)})
         out["warm"] = hit_summary("replay with warming", result, warm_set)
         if ARGS.hit_control and deadline.left() > 300:
             clear_namespace()
             out["control"] = hit_summary("replay, cold caches, no warming",
                                          replay(server, trace, tokens, ARGS.replay_clients), warm_set)
         # /metrics: each scrape reaches one worker (no multiprocess registry), so sum is not possible here
-        scrapes = []
+        scrapes: list[dict[str, float | None]] = []
         for _ in range(4):
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
             conn.request("GET", "/metrics")
@@ -1083,7 +1199,7 @@ def phase_hitrate(meta: dict[str, object], logdir: Path, deadline: Deadline) -> 
 
 
 # ------------------------------------------------------------------ 4. post-to-feed
-def phase_freshness(meta: dict[str, object], logdir: Path, deadline: Deadline) -> dict[str, object]:
+def phase_freshness(meta: WorldMeta, logdir: Path, deadline: Deadline) -> FreshnessResult:
     say(f"\n## 4. post to feed (load average {load_avg()})")
     clear_namespace()
     followers = ordinary_users(meta, ARGS.fresh_pairs * 3, salt=4)
@@ -1104,7 +1220,7 @@ def phase_freshness(meta: dict[str, object], logdir: Path, deadline: Deadline) -
         audience = dict(cursor.fetchall())
     tokens = tokens_of([u for pair in pairs for u in pair])
     server = Server(logdir, ARGS.query_timeout, logdir / "tokens.json")
-    rows: list[dict[str, object]] = []
+    rows: list[FreshRow] = []
     try:
         cold, _ = warm_users([f for f, _ in pairs], min_ttl=120)
         say(f"pairs (follower, author, author's followers): "
@@ -1121,22 +1237,24 @@ def phase_freshness(meta: dict[str, object], logdir: Path, deadline: Deadline) -
             if status != 201:
                 rows.append({"ok": False, "status": status, "detail": str(body)[:200]})
                 continue
-            post_id, polls, sources, seen = body["id"], 0, Counter(), None
+            post_id, polls = body["id"], 0
+            polled: Counter[str | None] = Counter()
+            seen_after: float | None = None
             while time.perf_counter() - started < 10:
                 polls += 1
                 _, page = reader.call("GET", f"/api/v1/feed/?limit={PAGE}", tokens[follower])
-                sources[page.get("source")] += 1
+                polled[page.get("source")] += 1
                 if any(item["id"] == post_id for item in page.get("items", [])):
-                    seen = time.perf_counter() - started
+                    seen_after = time.perf_counter() - started
                     break
                 time.sleep(0.01)
-            rows.append({"ok": seen is not None, "seconds": seen, "post": posted, "polls": polls,
-                         "sources": dict(sources)})
+            rows.append({"ok": seen_after is not None, "seconds": seen_after, "post": posted, "polls": polls,
+                         "sources": dict(polled)})
             time.sleep(0.1)
     finally:
         server.stop()
-    seen = [r["seconds"] for r in rows if r["ok"]]
-    sources = Counter()
+    seen = [r["seconds"] for r in rows if r["ok"] and r["seconds"] is not None]
+    sources: Counter[str | None] = Counter()
     for r in rows:
         sources.update(r.get("sources", {}))
     say(f"{len(rows)} posts ({load_before} -> {load_avg()}): on the follower's first page for {len(seen)}; "
@@ -1151,12 +1269,12 @@ def phase_freshness(meta: dict[str, object], logdir: Path, deadline: Deadline) -
 
 
 # ------------------------------------------------------------------ report
-def report(results: dict[str, object], meta: dict[str, object], started_at: datetime) -> None:
+def report(throughput: ThroughputResult | None, meta: WorldMeta, started_at: datetime) -> None:
     say("\n## summary")
     say(f"commit {commit()}; {machine()}; ClickHouse {CH_VERSION}; run {started_at:%Y-%m-%d %H:%M} UTC; "
         f"world of {meta['now']} (seed {ARGS.seed}); load average now {load_avg()}")
-    if "throughput" in results:
-        runs = results["throughput"]["runs"]
+    if throughput is not None:
+        runs = throughput["runs"]
         say("| run | connections | round | req/s | P50 | P95 | P99 | max | errors | gunicorn CPU | wrk CPU "
             "| machine busy | other CPU | CPU index | connections per worker | load |")
         say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
@@ -1173,7 +1291,7 @@ def report(results: dict[str, object], meta: dict[str, object], started_at: date
             if "feed" in rps and len(rps) > 1:
                 say(f"c={connections} round {round_} (adjacent runs): " + ", ".join(
                     f"feed / {name} {rps['feed'] / value:.2f}" for name, value in rps.items() if name != "feed"))
-    say(f"done in {(datetime.now(timezone.utc) - started_at).total_seconds():.0f} s")
+    say(f"done in {(datetime.now(UTC) - started_at).total_seconds():.0f} s")
 
 
 CH_VERSION = "?"
@@ -1185,7 +1303,7 @@ def cleanup(logdir: Path) -> None:
     connection.close()
     if not ARGS.keep:
         make_client(settings.CLICKHOUSE, database="default").execute(f"DROP DATABASE IF EXISTS `{ARGS.database}`")
-        with pg_admin() as conn:
+        with postgres("postgres") as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{ARGS.database}" WITH (FORCE)')
         say(f"cleanup: Postgres and ClickHouse databases {ARGS.database} dropped (--keep keeps them)")
     shutil.rmtree(logdir, ignore_errors=True)
@@ -1195,27 +1313,29 @@ def main() -> None:
     global CH_VERSION
     if shutil.which("wrk") is None and "throughput" in ARGS.phases:
         raise SystemExit("wrk not found: apt-get install -y wrk (or leave out the throughput phase)")
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     deadline = Deadline(ARGS.max_minutes)
     CH_VERSION = make_client(settings.CLICKHOUSE, database="default").execute("SELECT version()")[0][0]
     say(f"machine: {machine()}; ClickHouse {CH_VERSION}; commit {commit()}; {started_at:%Y-%m-%d %H:%M} UTC; "
         f"load average {load_avg()}; Redis prefix {PREFIX}; databases {ARGS.database}")
     logdir = Path(tempfile.mkdtemp(prefix="feed_api_bench_"))
-    results: dict[str, object] = {}
+    throughput: ThroughputResult | None = None  # the summary's table; the other phases report as they go
     try:
         meta = prepare_world(deadline)
         probes = {int(k): v for k, v in meta["probes"].items()}
         counts = followee_counts(list(probes.values()))
         say(f"probe users (followees: user id, followees in Postgres): "
             f"{ {f: (u, counts.get(u)) for f, u in sorted(probes.items())} }")
-        phases = {"throughput": phase_throughput, "miss": phase_miss, "hitrate": phase_hitrate,
-                  "freshness": phase_freshness}
+        phases = {"miss": phase_miss, "hitrate": phase_hitrate, "freshness": phase_freshness}
         for name in ARGS.phases:
             if deadline.passed():
                 say(f"time limit: phase {name} not run")
                 continue
-            results[name] = phases[name](meta, logdir, deadline)
-        report(results, meta, started_at)
+            if name == "throughput":
+                throughput = phase_throughput(meta, logdir, deadline)
+            else:
+                phases[name](meta, logdir, deadline)
+        report(throughput, meta, started_at)
     finally:
         cleanup(logdir)
 

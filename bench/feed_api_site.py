@@ -52,19 +52,22 @@ _TOKENS = _load_tokens()
 
 def _cached_page(user_id: int) -> HttpResponse:
     client = nova_redis.client()
+    if client is None:
+        return JsonResponse({"detail": "Redis is down"}, status=503)
     raw = client.get(nova_redis.key("feed", "snap", user_id))
     if raw is None:
         return JsonResponse({"detail": "no snapshot cached"}, status=409)
     entries = json.loads(raw)["entries"][:PAGE]
-    posts = client.mget([nova_redis.key("feed", "post", row[0]) for row in entries])
-    if any(post is None for post in posts):
+    posts = [post for post in client.mget([nova_redis.key("feed", "post", row[0]) for row in entries])
+             if isinstance(post, bytes)]
+    if len(posts) < len(entries):  # a post key is missing
         return JsonResponse({"detail": "post cache cold"}, status=409)
     return HttpResponse(b'{"source":"cache","items":[' + b",".join(posts) + b"]}", content_type="application/json")
 
 
 def ceiling(request: HttpRequest) -> HttpResponse:
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = TokenAuthentication().authenticate(Request(request))
     except AuthenticationFailed:
         found = None
     if found is None:

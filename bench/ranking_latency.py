@@ -47,15 +47,17 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypedDict
 
-from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+from benchenv import ROOT, bench_env  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
-from worldgen import PROBE_FOLLOWEES, build_world  # noqa: E402  (plain data: no Django needed)
+from worldgen import PROBE_FOLLOWEES, build_world  # plain data: no Django needed
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DETAIL_FOLLOWEES = 500
 WARMUP = 3
 QUERIES = ("user_context", "user_post_flags", "feed_candidates")
@@ -111,7 +113,41 @@ from ranking.service import rank_feed  # noqa: E402
 from ranking.world import World, write_world  # noqa: E402
 
 # the server stops a query after this long (web workers use settings.CLICKHOUSE.query_timeout)
-QUERY_SETTINGS = {"max_execution_time": 60}
+QUERY_SETTINGS: dict[str, object] = {"max_execution_time": 60}
+
+
+class WorldMeta(TypedDict):
+    """What bench_meta records about the world a database holds."""
+
+    config: dict[str, object]  # world_config()
+    probes: dict[str, int]  # followee count (as a JSON key) -> user id
+    built_at: str
+
+
+@dataclass
+class ProbeTiming:
+    """One probe user's timed rank_feed calls (seconds, one value per call) and its last feed."""
+
+    totals: list[float]
+    queries: list[float]
+    executes: list[float]
+    servers: list[float]
+    candidates: int
+    in_network: int
+    out_of_network: int
+    feed: int
+    cold_start: bool
+
+
+@dataclass
+class QueryTiming:
+    """One query timed alone: client seconds per run, and the server's view from system.query_log."""
+
+    client: list[float]
+    server_ms: list[float]
+    read_rows: int
+    memory: int
+    rows: int
 
 
 # ------------------------------------------------------------------ the world
@@ -123,7 +159,7 @@ def world_config(args: argparse.Namespace) -> dict[str, object]:
             "comments": args.comments, "seed": args.seed, "now": NOW.isoformat(), "generator": 1}
 
 
-def load_meta(admin, database: str) -> dict[str, object] | None:
+def load_meta(admin, database: str) -> WorldMeta | None:
     exists = admin.execute("SELECT count() FROM system.tables WHERE database = %(d)s AND name = 'bench_meta'",
                            {"d": database})[0][0]
     if not exists:
@@ -168,7 +204,7 @@ def prepare_world(args: argparse.Namespace, deadline: float) -> dict[int, int]:
     wait_for_merges(client, args.database)
     client.execute("CREATE TABLE bench_meta (key String, value String) ENGINE = TinyLog")
     meta = {"config": config, "probes": {str(k): v for k, v in probes.items()},
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
     client.execute("INSERT INTO bench_meta (key, value) VALUES", [("world", json.dumps(meta))])
     return probes
 
@@ -234,7 +270,7 @@ def server_seconds(client, query_ids: list[str]) -> dict[str, float]:
     return found
 
 
-def time_probe(client, user_id: int, repeats: int, deadline: float) -> dict[str, object]:
+def time_probe(client, user_id: int, repeats: int, deadline: float) -> ProbeTiming:
     """rank_feed's own total and query_seconds; the three executes' round trips
     (client side) and their server durations (query_log), per call."""
     params = RankingParams()
@@ -243,7 +279,8 @@ def time_probe(client, user_id: int, repeats: int, deadline: float) -> dict[str,
         runner.start_call()
         rank_feed(user_id, NOW, params, runner)
     runner.calls.clear()
-    totals, queries = [], []
+    totals: list[float] = []
+    queries: list[float] = []
     feed = None
     for _ in range(repeats):
         if time.monotonic() > deadline:
@@ -258,9 +295,9 @@ def time_probe(client, user_id: int, repeats: int, deadline: float) -> dict[str,
     servers = [sum(server.get(query_id, float("nan")) for query_id, _ in call) for call in runner.calls]
     candidates = [*(item.candidate for item in feed.items), *(d.candidate for d in feed.dropped)]
     out_of_network = sum(1 for c in candidates if c.out_of_network)
-    return {"totals": totals, "queries": queries, "executes": executes, "servers": servers,
-            "candidates": len(candidates), "in_network": len(candidates) - out_of_network,
-            "out_of_network": out_of_network, "feed": len(feed.items), "cold_start": feed.cold_start}
+    return ProbeTiming(totals=totals, queries=queries, executes=executes, servers=servers,
+                       candidates=len(candidates), in_network=len(candidates) - out_of_network,
+                       out_of_network=out_of_network, feed=len(feed.items), cold_start=feed.cold_start)
 
 
 def query_bindings(client, user_id: int) -> dict[str, dict]:
@@ -272,7 +309,7 @@ def query_bindings(client, user_id: int) -> dict[str, dict]:
 
 
 def time_queries(client, bindings: dict[str, dict], repeats: int, tag: str,
-                 deadline: float) -> dict[str, dict[str, object]]:
+                 deadline: float) -> dict[str, QueryTiming]:
     """Each query alone, `repeats` times (after one untimed run): client-side
     seconds, and the server's query_duration_ms and rows read from system.query_log."""
     ids: dict[str, list[str]] = {name: [] for name in QUERIES}
@@ -292,14 +329,14 @@ def time_queries(client, bindings: dict[str, dict], repeats: int, tag: str,
             ids[name].append(query_id)
             result_rows[name] = len(rows)
     client.execute("SYSTEM FLUSH LOGS")
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, QueryTiming] = {}
     for name in QUERIES:
         logged = client.execute(
             "SELECT query_duration_ms, read_rows, memory_usage FROM system.query_log "
             "WHERE type = 2 AND query_id IN %(ids)s AND event_date >= yesterday()", {"ids": tuple(ids[name])})
-        out[name] = {"client": client_seconds[name], "server_ms": [row[0] for row in logged],
-                     "read_rows": max((row[1] for row in logged), default=0),
-                     "memory": max((row[2] for row in logged), default=0), "rows": result_rows.get(name, 0)}
+        out[name] = QueryTiming(client=client_seconds[name], server_ms=[row[0] for row in logged],
+                                read_rows=max((row[1] for row in logged), default=0),
+                                memory=max((row[2] for row in logged), default=0), rows=result_rows.get(name, 0))
     return out
 
 
@@ -324,7 +361,7 @@ def machine() -> str:
             f"Python {platform.python_version()}, load average {load}")
 
 
-def probe_table(results: dict[int, dict[str, object]], users: dict[int, int]) -> list[str]:
+def probe_table(results: dict[int, ProbeTiming], users: dict[int, int]) -> list[str]:
     """total: rank_feed's total_seconds; query_seconds: its fetch_candidates part (three
     round trips plus building the candidate objects); ClickHouse: the three round trips
     as the client sees them (with the driver's decoding); server: query_log's durations;
@@ -334,38 +371,37 @@ def probe_table(results: dict[int, dict[str, object]], users: dict[int, int]) ->
              "| ClickHouse share | server share | calls |",
              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for followees, result in sorted(results.items()):
-        totals, executes, servers = result["totals"], result["executes"], result["servers"]
-        python = [t - e for t, e in zip(totals, executes)]
+        totals, executes, servers = result.totals, result.executes, result.servers
+        python = [t - e for t, e in zip(totals, executes, strict=True)]
         lines.append(
-            f"| {followees:,} | {users[followees]} | {result['candidates']:,} ({result['in_network']:,} / "
-            f"{result['out_of_network']:,}) | {ms(percentile(totals, .5))} ms | **{ms(percentile(totals, .95))} ms** "
-            f"| {ms(max(totals))} ms | {ms(percentile(result['queries'], .5))} ms "
+            f"| {followees:,} | {users[followees]} | {result.candidates:,} ({result.in_network:,} / "
+            f"{result.out_of_network:,}) | {ms(percentile(totals, .5))} ms | **{ms(percentile(totals, .95))} ms** "
+            f"| {ms(max(totals))} ms | {ms(percentile(result.queries, .5))} ms "
             f"| {ms(percentile(executes, .5))} ms | {ms(percentile(executes, .95))} ms "
             f"| {ms(percentile(servers, .5))} ms | {ms(percentile(python, .5))} ms "
             f"| {sum(executes) / sum(totals):.0%} | {sum(servers) / sum(totals):.0%} | {len(totals)} |")
     return lines
 
 
-def query_table(loaded: dict[str, dict[str, object]], empty: dict[str, dict[str, object]] | None) -> list[str]:
+def query_table(loaded: dict[str, QueryTiming], empty: dict[str, QueryTiming] | None) -> list[str]:
     lines = ["| query | rows out | rows read (server) | client P50 | client P95 | server P50 | server P95 "
              "| server P50 on empty tables |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in QUERIES:
         result = loaded[name]
-        server = result["server_ms"] or [float("nan")]
-        empty_ms = f"{percentile(empty[name]['server_ms'], .5):.0f} ms" \
-            if empty and empty[name]["server_ms"] else "-"
+        server = result.server_ms or [float("nan")]
+        empty_ms = f"{percentile(empty[name].server_ms, .5):.0f} ms" if empty and empty[name].server_ms else "-"
         lines.append(
-            f"| {name} | {result['rows']:,} | {result['read_rows']:,} | {ms(percentile(result['client'], .5))} ms "
-            f"| {ms(percentile(result['client'], .95))} ms | {percentile(server, .5):.0f} ms "
+            f"| {name} | {result.rows:,} | {result.read_rows:,} | {ms(percentile(result.client, .5))} ms "
+            f"| {ms(percentile(result.client, .95))} ms | {percentile(server, .5):.0f} ms "
             f"| {percentile(server, .95):.0f} ms | {empty_ms} |")
-    total = [sum(v) for v in zip(*(loaded[name]["client"] for name in QUERIES))]
+    total = [sum(v) for v in zip(*(loaded[name].client for name in QUERIES), strict=True)]
     lines.append(f"| all three | | | {ms(percentile(total, .5))} ms | {ms(percentile(total, .95))} ms | | | |")
     return lines
 
 
 def main() -> None:
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     deadline = time.monotonic() + ARGS.max_minutes * 60
     version = make_client(settings.CLICKHOUSE, database="default").execute("SELECT version()")[0][0]
     say(f"machine: {machine()}; ClickHouse {version}; {started_at:%Y-%m-%d %H:%M} UTC")
@@ -374,15 +410,15 @@ def main() -> None:
     describe_world(client, ARGS.database)
     say(f"probe users (followees: user id): {probes}; now = {NOW.isoformat()}; {code_version()}")
 
-    results: dict[int, dict[str, object]] = {}
+    results: dict[int, ProbeTiming] = {}
     for followees, user_id in sorted(probes.items()):
         if time.monotonic() > deadline:
             say(f"time limit: {followees} followees and above not measured")
             break
         results[followees] = result = time_probe(client, user_id, ARGS.repeats, deadline)
-        say(f"  {followees:>5} followees (user {user_id}): {result['candidates']:,} candidates, "
-            f"total P50 {ms(percentile(result['totals'], .5))} ms P95 {ms(percentile(result['totals'], .95))} ms, "
-            f"ClickHouse round trips P50 {ms(percentile(result['executes'], .5))} ms")
+        say(f"  {followees:>5} followees (user {user_id}): {result.candidates:,} candidates, "
+            f"total P50 {ms(percentile(result.totals, .5))} ms P95 {ms(percentile(result.totals, .95))} ms, "
+            f"ClickHouse round trips P50 {ms(percentile(result.executes, .5))} ms")
 
     detail = None
     if DETAIL_FOLLOWEES in probes and time.monotonic() < deadline:
@@ -407,7 +443,7 @@ def main() -> None:
         for line in query_table(detail, empty):
             say(line)
     say()
-    say(f"done in {(datetime.now(timezone.utc) - started_at).total_seconds():.0f} s; "
+    say(f"done in {(datetime.now(UTC) - started_at).total_seconds():.0f} s; "
         f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

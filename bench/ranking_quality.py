@@ -24,9 +24,9 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+from benchenv import ROOT, bench_env  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
@@ -67,7 +67,7 @@ def main() -> None:
     from ranking.evaluation.simulation import SimulationParams, simulate
 
     clock = time.monotonic()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     print(f"{started:%Y-%m-%d %H:%M} UTC; machine: {machine()}", flush=True)
     simulation = simulate(SimulationParams(seed=args.seed))
     client = runner.prepare_database(settings.CLICKHOUSE, args.database, settings.CLICKHOUSE_SQL_DIR)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from ranking.world import WEvent, World, WPost, WRelation, WUser
@@ -44,7 +45,7 @@ def zipf_weights(count: int, exponent: float, offset: int = 10) -> list[float]:
     return [1 / (rank + offset) ** exponent for rank in range(count)]
 
 
-def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[int, int], "EventSource"]:
+def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[int, int], EventSource]:
     """Users, posts, follows, likes, comments and mutes, the probe users
     ({followee count: user id}) and the source of the events (written in chunks),
     everything before `now`. `args` needs users, posts, likes, comments and seed."""
@@ -59,7 +60,7 @@ def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[in
 
     # probe users: ordinary authors (not the busiest 5 %), all active
     candidates = by_activity[args.users // 20:]
-    probes = dict(zip(PROBE_FOLLOWEES, rng.sample(candidates, len(PROBE_FOLLOWEES))))
+    probes = dict(zip(PROBE_FOLLOWEES, rng.sample(candidates, len(PROBE_FOLLOWEES)), strict=True))
     probe_ids = set(probes.values())
     inactive = set(rng.sample([u for u in user_ids if u not in probe_ids], args.users // 100))
     users = [WUser(u, active=u not in inactive) for u in user_ids]
@@ -79,7 +80,7 @@ def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[in
 
     # follows: half by author activity (people follow busy authors), half uniform
     followees: dict[int, list[int]] = {}
-    follows = []
+    follows: list[WRelation] = []
     for user in user_ids:
         wanted = next((k for k, u in probes.items() if u == user), None) or rng.randint(10, 60)
         chosen: set[int] = set()
@@ -96,7 +97,7 @@ def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[in
 
     def relations(count: int) -> list[WRelation]:
         seen: set[tuple[int, int]] = set()
-        out = []
+        out: list[WRelation] = []
         for _ in range(count * 2):
             if len(out) == count:
                 break
@@ -110,7 +111,7 @@ def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[in
 
     likes = relations(args.likes)
     comments = relations(args.comments)
-    mutes = []
+    mutes: list[WRelation] = []
     for user in probes.values():  # a few followees and a few others
         for author in rng.sample(followees[user], 3) + rng.sample(user_ids, 2):
             if author != user:
@@ -150,12 +151,12 @@ class EventSource:
             moment = created_at + (self.now - created_at) * rng.random()
         return moment
 
-    def chunks(self, total: int):
+    def chunks(self, total: int) -> Iterator[list[WEvent]]:
         rng = self.rng
         probe_users = [u for _, u in sorted(self.probes.items())]
         produced = 0
         while produced < total:
-            chunk = []
+            chunk: list[WEvent] = []
             for _ in range(min(EVENT_CHUNK, total - produced)):
                 index = produced + len(chunk)
                 user = probe_users[index // EVENTS_PER_PROBE_USER] \

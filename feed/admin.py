@@ -32,7 +32,7 @@ class UserAdmin(DjangoUserAdmin):
     show_full_result_count = False
     list_display = ("id", "username", "display_name", "email", "is_staff", "is_active", "date_joined")
     search_fields = ("username", "display_name", "email")
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Profile", {"fields": ("display_name", "bio")}))
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Profile", {"fields": ("display_name", "bio")}))
 
     # the feed inspector; the user list and each change page link to it
     # (templates admin/feed/user/change_list.html, change_form.html)

@@ -11,7 +11,7 @@ are subqueries).
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.db.models import Q, QuerySet
 
@@ -39,4 +39,4 @@ def chronological_posts(user_id: int, limit: int, before: tuple[int, int] | None
 
 def from_epoch_us(value: int) -> datetime:
     seconds, micros = divmod(value, 1_000_000)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)

@@ -15,8 +15,7 @@ scores as the served ranking, on today's data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.utils import timezone
 
@@ -110,7 +109,7 @@ def inspect_feed(user: User, limit: int) -> FeedInspection:
         items.append(InspectedItem(rank=item["rank"], post_id=item["id"], author_id=item["author"]["id"],
                                    author_username=item["author"]["username"], part=part, score=item["score"],
                                    breakdown=entry))
-    built_at = datetime.fromtimestamp(snapshot.built_at, tz=dt_timezone.utc) if snapshot else None
+    built_at = datetime.fromtimestamp(snapshot.built_at, tz=UTC) if snapshot else None
     dropped, live_as_of, live_profile, matches, live_error = _live_ranking(user, built_at, snapshot)
     return FeedInspection(
         user_id=user.pk, username=user.get_username(), source=page.source, profile=page.profile,

@@ -29,11 +29,12 @@ class StableCursorPagination(CursorPagination):
             raise ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from exc
         # a client can forge any position; every list here is ordered by a timestamp
         # first, and a non-timestamp would fail inside the ORM as a 500
-        if cursor is not None and cursor.position is not None and not _is_datetime(cursor.position):
+        # (djangorestframework-stubs types position as int; DRF decodes it from the "p" query string)
+        if cursor is not None and cursor.position is not None and not _is_datetime(cursor.position):  # type: ignore[arg-type]
             raise ValidationError({self.cursor_query_param: ["Invalid cursor."]})
         return cursor
 
-    def get_page_size(self, request: Request) -> int:
+    def get_page_size(self, request: Request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
             raise ValidationError(

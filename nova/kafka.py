@@ -10,7 +10,7 @@ from confluent_kafka.admin import AdminClient
 from nova.config import KafkaConfig
 
 
-def admin_client(config: KafkaConfig, **overrides: object) -> AdminClient:
+def admin_client(config: KafkaConfig, **overrides: str | int | float) -> AdminClient:
     return AdminClient({**config.client_config(), **overrides})
 
 

@@ -29,7 +29,7 @@ CLICKHOUSE_ERRORS: tuple[type[Exception], ...] = (clickhouse_errors.NetworkError
 KAFKA_ERRORS: tuple[type[Exception], ...] = (KafkaException,)
 
 # what a run returns when another run holds the lock
-SKIPPED = {"skipped": "another run holds the lock"}
+SKIPPED: dict[str, object] = {"skipped": "another run holds the lock"}
 
 
 def lock_for(task: Task) -> tuple[str, float]:

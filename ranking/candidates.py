@@ -5,7 +5,7 @@ returns plain rows. What the rows mean is ranking/scoring.py's business."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,19 +73,19 @@ def _windows(user_id: int, now: datetime, params: RankingParams) -> dict[str, An
     now_us = epoch_us(now)
     now_s = now_us // 1_000_000
     in_network_since_s = now_s - params.in_network_window_hours * 3600
-    affinity_since = (now.astimezone(timezone.utc) - timedelta(days=params.affinity_window_days)).date()
+    affinity_since = (now.astimezone(UTC) - timedelta(days=params.affinity_window_days)).date()
     return {
         "user_id": user_id,
         "now_s": now_s,
         "now_us": now_us,
-        "today": now.astimezone(timezone.utc).date(),
+        "today": now.astimezone(UTC).date(),
         "in_network_since_s": in_network_since_s,
         "in_network_since_hour_s": in_network_since_s - in_network_since_s % 3600,
         "trending_since_us": now_us - params.trending_window_hours * 3_600_000_000,
         "seen_since_s": now_s - params.seen_window_days * 86_400,
         "affinity_since": affinity_since,
         "affinity_since_s": epoch_us(datetime(affinity_since.year, affinity_since.month, affinity_since.day,
-                                               tzinfo=timezone.utc)) // 1_000_000,
+                                               tzinfo=UTC)) // 1_000_000,
         "fatigue_since_s": now_s - int(params.hide_fatigue_days * 86_400),
         "affinity_half_life_days": params.affinity_half_life_days,
     }

@@ -11,9 +11,8 @@ from dataclasses import asdict
 from typing import Any
 
 from ranking.candidates import PostState
-from ranking.scoring import score_features
+from ranking.scoring import epoch_us, score_features
 from ranking.service import DroppedCandidate, RankedFeed, RankedItem
-from ranking.scoring import epoch_us
 
 # why a post is not a candidate at all
 NOT_REPLICATED = "not_replicated"

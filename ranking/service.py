@@ -67,7 +67,8 @@ class RankedFeed:
     total_seconds: float
 
     def find(self, post_id: int) -> RankedItem | DroppedCandidate | None:
-        for entry in (*self.items, *self.dropped):
+        entries: list[RankedItem | DroppedCandidate] = [*self.items, *self.dropped]
+        for entry in entries:
             if entry.post_id == post_id:
                 return entry
         return None

@@ -8,6 +8,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,12 +23,14 @@ from ranking.profiles import profile_for_user
 from ranking.service import rank_feed
 from ranking.suggestions import suggestions_for
 
-_ID = {"min_value": 1, "max_value": 2**63 - 1}
+_MAX_ID = 2**63 - 1  # bigint ids
+# explain needs the ranker itself; there is no fallback to explain
+_RANKER_UNAVAILABLE: tuple[type[BaseException], ...] = (BreakerOpen, *CLICKHOUSE_FAILURES)
 
 
 class ExplainQuerySerializer(serializers.Serializer):
-    user_id = serializers.IntegerField(**_ID)
-    post_id = serializers.IntegerField(**_ID)
+    user_id = serializers.IntegerField(min_value=1, max_value=_MAX_ID)
+    post_id = serializers.IntegerField(min_value=1, max_value=_MAX_ID)
 
 
 class ExplainView(APIView):
@@ -56,8 +59,7 @@ class ExplainView(APIView):
         try:
             feed = rank_feed(user.pk, timezone.now(), profile_for_user(user.pk), runner)
             state = fetch_post_state(runner, user.pk, post.pk)
-        except (BreakerOpen, *CLICKHOUSE_FAILURES) as exc:
-            # explain needs the ranker itself; there is no fallback to explain
+        except _RANKER_UNAVAILABLE as exc:
             return Response({"detail": f"ClickHouse is unavailable, explain cannot rank now: {type(exc).__name__}"},
                             status=503, headers={"Retry-After": str(int(settings.CIRCUIT_BREAKER.cool_down_seconds))})
         return Response(explain_post(feed, post.pk, state))
@@ -83,5 +85,7 @@ class SuggestionsView(APIView):
     def get(self, request: Request) -> Response:
         query = SuggestionsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        if request.user.pk is None:  # IsAuthenticated, the default permission, keeps this from happening
+            raise NotAuthenticated
         users = suggestions_for(request.user.pk, query.validated_data["limit"])
         return Response({"items": UserSerializer(users, many=True).data})

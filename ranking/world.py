@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ranking.candidates import QueryRunner
@@ -84,14 +84,14 @@ def _insert(client: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
 
 def _naive(moment: datetime) -> datetime:
     # clickhouse-driver treats a naive datetime as UTC for a DateTime('UTC') column
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def write_world(client: QueryRunner, world: World, *, version: int = 1) -> None:
     """Insert `world` as CDC rows (version `version`, not deleted) and raw events."""
     _insert(client, "INSERT INTO users (id, username, display_name, date_joined, date_joined_us, is_active, _deleted, "
             "_version) VALUES",
-            ((u.id, f"user{u.id}", "", datetime(2020, 1, 1), epoch_us(datetime(2020, 1, 1, tzinfo=timezone.utc)),
+            ((u.id, f"user{u.id}", "", datetime(2020, 1, 1), epoch_us(datetime(2020, 1, 1, tzinfo=UTC)),
               int(u.active), 0, version) for u in world.users))
     _insert(client, "INSERT INTO posts (id, author_id, body, media_url, created_at, created_at_us, updated_at, "
             "updated_at_us, deleted_at, deleted_at_us, _deleted, _version) VALUES",

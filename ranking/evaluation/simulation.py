@@ -26,8 +26,8 @@ import math
 import random
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ranking.scoring import engagement_actions
@@ -45,7 +45,7 @@ FOLLOW_AGE_MAX_DAYS = 90
 class SimulationParams:
     seed: int = 42
     # the split: the feeds are ranked at `now`; a fixed moment, so runs repeat exactly
-    now: datetime = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+    now: datetime = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     users: int = 1000
     creator_share: float = 0.3
     topics: int = 20
@@ -343,8 +343,9 @@ def simulate(params: SimulationParams) -> Simulation:
             followed_at = history_start_s - rng.random() * FOLLOW_AGE_MAX_DAYS * 86_400
             world.follows.append(WRelation(len(world.follows) + 1, user_id, author_id, moment(int(followed_at))))
 
-    history_posts = [WPost(pid, p.author_id, moment(p.at_s)) for pid, p in zip(post_ids, posts) if p.at_s <= 0]
-    future_posts = [WPost(pid, p.author_id, moment(p.at_s)) for pid, p in zip(post_ids, posts) if p.at_s > 0]
+    numbered = list(zip(post_ids, posts, strict=True))
+    history_posts = [WPost(pid, p.author_id, moment(p.at_s)) for pid, p in numbered if p.at_s <= 0]
+    future_posts = [WPost(pid, p.author_id, moment(p.at_s)) for pid, p in numbered if p.at_s > 0]
     world.posts.extend(history_posts)
     posts_by_author: dict[int, list[int]] = {}
     for index, post in enumerate(posts):
@@ -399,7 +400,7 @@ def simulate(params: SimulationParams) -> Simulation:
 
     hidden = Hidden(
         taste=taste, activity=activity, creators=creators, bond=bond,
-        posts={pid: PostTruth(p.author_id, moment(p.at_s), p.topic, p.quality) for pid, p in zip(post_ids, posts)},
+        posts={pid: PostTruth(p.author_id, moment(p.at_s), p.topic, p.quality) for pid, p in numbered},
         met_before_now=met_before_now,
     )
     return Simulation(params, world, future_posts, labels, hidden)

@@ -39,18 +39,18 @@ class _Tables(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attr = dict(attrs)
-        if tag == "table" and attr.get("id"):
-            self._table = attr["id"]
-            self.tables[self._table] = []
+        if tag == "table" and (table_id := attr.get("id")):
+            self._table = table_id
+            self.tables[table_id] = []
         elif tag == "tr" and self._table and attr.get("data-post-id"):
             self._row = {"post": attr["data-post-id"] or ""}
         elif tag == "td" and self._row is not None:
             self._cell = attr.get("class") or ""
             if self._cell:
                 self._row[self._cell] = ""
-        if attr.get("id") and tag in ("td", "p", "div"):
-            self._text_id = attr["id"]
-            self.texts[self._text_id] = ""
+        if (text_id := attr.get("id")) and tag in ("td", "p", "div"):
+            self._text_id = text_id
+            self.texts[text_id] = ""
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "table":

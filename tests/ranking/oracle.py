@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from collections.abc import Set
+from datetime import UTC, date, datetime, timedelta
 
 from ranking.candidates import ScoredCandidate
 from ranking.params import RankingParams
-from ranking.scoring import Features, score_features
+from ranking.scoring import Features, epoch_us, score_features
 from ranking.service import DroppedCandidate, arrange_candidates
-from ranking.scoring import epoch_us
-from ranking.world import World
+from ranking.world import World, WRelation
 
 INTERACTIONS = {"click", "like", "comment", "share", "dwell"}
 
@@ -27,7 +27,7 @@ def _s(moment: datetime) -> int:
 
 
 def expected_feed(world: World, user_id: int, now: datetime, params: RankingParams,
-                  deleted_relations: set[tuple[str, int]] = frozenset()) -> tuple[list[ScoredCandidate],
+                  deleted_relations: Set[tuple[str, int]] = frozenset()) -> tuple[list[ScoredCandidate],
                                                                                  list[DroppedCandidate]]:
     now_us = epoch_us(now)
     now_s = now_us // 1_000_000
@@ -36,11 +36,11 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
     trending_since_us = now_us - params.trending_window_hours * 3_600_000_000
     today = now.date()
     affinity_since = today - timedelta(days=params.affinity_window_days)
-    affinity_since_s = _s(datetime(affinity_since.year, affinity_since.month, affinity_since.day, tzinfo=timezone.utc))
+    affinity_since_s = _s(datetime(affinity_since.year, affinity_since.month, affinity_since.day, tzinfo=UTC))
     fatigue_since_s = now_s - int(params.hide_fatigue_days * 86_400)
     seen_since_s = now_s - params.seen_window_days * 86_400
 
-    def live(table, relations):
+    def live(table: str, relations: list[WRelation]) -> list[WRelation]:
         return [r for r in relations if (table, r.id) not in deleted_relations]
 
     followees = {r.target_id for r in live("follows", world.follows) if r.user_id == user_id}
@@ -51,12 +51,13 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
 
     # engagement per post
     recent_ids = {p.id for p in world.posts if _s(p.created_at) >= in_since_s}
-    ev = defaultdict(lambda: defaultdict(int))
+    ev: defaultdict[int, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in world.events:
         hour_s = _s(e.ts) - _s(e.ts) % 3600
         if e.post_id in recent_ids and hour_s >= in_since_hour_s:
             ev[e.post_id][e.event_type] += 1
-    cdc_likes, cdc_comments = defaultdict(int), defaultdict(int)
+    cdc_likes: defaultdict[int, int] = defaultdict(int)
+    cdc_comments: defaultdict[int, int] = defaultdict(int)
     for r in likes:
         if _s(r.created_at) >= in_since_s:
             cdc_likes[r.target_id] += 1
@@ -65,7 +66,7 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
             cdc_comments[r.target_id] += 1
 
     # the user's affinity per author: per day, likes/comments as the larger of the two sources
-    day_counts = defaultdict(lambda: defaultdict(int))  # (author, day) -> counters
+    day_counts: defaultdict[tuple[int, date], defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in world.events:
         if e.user_id == user_id and e.author_id != 0 and e.ts.date() >= affinity_since:
             counters = day_counts[(e.author_id, e.ts.date())]
@@ -76,13 +77,13 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
         for r in relations:
             if r.user_id == user_id and _s(r.created_at) >= affinity_since_s and r.target_id in author_of:
                 day_counts[(author_of[r.target_id], r.created_at.date())][kind] += 1
-    affinity = defaultdict(float)
+    affinity: defaultdict[int, float] = defaultdict(float)
     for (author, day), c in day_counts.items():
         interactions = (c["interactions"] - c["like"] - c["comment"] + max(c["like"], c["cdc_like"])
                         + max(c["comment"], c["cdc_comment"]))
         affinity[author] += interactions * math.exp(-math.log(2) * (today - day).days / params.affinity_half_life_days)
     user_max = max(affinity.values(), default=0.0)
-    last_hide = defaultdict(int)
+    last_hide: defaultdict[int, int] = defaultdict(int)
     for e in world.events:
         if e.user_id == user_id and e.event_type == "hide" and _s(e.ts) >= fatigue_since_s:
             last_hide[e.author_id] = max(last_hide[e.author_id], _s(e.ts))
@@ -91,7 +92,8 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
     hidden = {e.post_id for e in world.events if e.user_id == user_id and e.event_type == "hide"}
 
     in_network_authors = followees | {user_id}
-    in_network, trending = [], []
+    in_network: list[Features] = []
+    trending: list[Features] = []
     for p in world.posts:
         created_s = _s(p.created_at)
         if p.deleted or p.author_id in inactive or not in_since_s <= created_s <= now_s:

@@ -40,7 +40,7 @@ def test_sql_and_python_agree(world_db, seed: int) -> None:
         expected, expected_dropped = expected_feed(world, USER, NOW, params, deleted)
         assert len(feed.items) > 5, "the generated world should give a real feed"
         assert [item.post_id for item in feed.items] == [c.post_id for c in expected], params.name
-        for item, oracle in zip(feed.items, expected):
+        for item, oracle in zip(feed.items, expected, strict=True):
             assert item.candidate.features == oracle.features or _close(item.candidate.features, oracle.features)
             assert item.score == pytest.approx(oracle.score, abs=1e-6)
             for name in ("freshness", "engagement", "affinity", "fatigue", "network_factor"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -122,7 +122,9 @@ def test_ratio_interval_edges(numerators: list[float], denominators: list[float]
 def test_ratio_interval_brackets_the_estimate_and_repeats_with_its_seed() -> None:
     numerators = [0.1 * (i % 7) for i in range(60)]
     denominators = [0.05 * (i % 5) + 0.1 for i in range(60)]
-    low, high = metrics.ratio_of_means_interval(numerators, denominators, resamples=500, seed=3)
+    interval = metrics.ratio_of_means_interval(numerators, denominators, resamples=500, seed=3)
+    assert interval is not None
+    low, high = interval
     estimate = sum(numerators) / sum(denominators)
     assert low < estimate < high
     assert metrics.ratio_of_means_interval(numerators, denominators, resamples=500, seed=3) == (low, high)
@@ -135,7 +137,7 @@ def test_ratio_interval_needs_pairs() -> None:
 
 # --- the chronological baseline and the per-feed summary ------------------------
 
-NOW = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
 def candidate(post_id: int, author_id: int, hours_old: float, *, score: float = 0.5, out_of_network: bool = False,
@@ -191,7 +193,7 @@ def test_summarize_pairs_each_user_with_the_baseline() -> None:
     chronological = [user(0.2, 4), user(0.4, 2), user(None, 1)]
     ranked_scores = [user(0.3, 2), user(0.6, 2), user(0.5, 2)]
     summary = summarize("ranked:default", ranked_scores, chronological, seed=1, resamples=100)
-    assert summary.ndcg == pytest.approx((0.3 + 0.6 + 0.5) / 3)
+    assert summary.ndcg is not None and summary.ndcg == pytest.approx((0.3 + 0.6 + 0.5) / 3)
     assert summary.ndcg_ratio == pytest.approx(summary.ndcg / 0.3)
     assert summary.max_per_author == 2 and summary.users_over_author_limit == 0
     baseline = summarize(CHRONOLOGICAL, chronological, chronological, seed=1, resamples=100)

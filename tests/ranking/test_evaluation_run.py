@@ -64,7 +64,8 @@ def test_evaluation_runs_end_to_end_and_repeats_with_its_seed(eval_database: str
             assert feed.mean_length and feed.mean_length > 0
         # the ranked feeds keep the product's author rule; the baseline has none to keep
         for name in ("ranked:default", runner.ENGAGEMENT_ONLY.name):
-            assert result.feed(name).max_per_author <= runner.AUTHOR_LIMIT_TOP10
+            max_per_author = result.feed(name).max_per_author
+            assert max_per_author is not None and max_per_author <= runner.AUTHOR_LIMIT_TOP10
         assert result.feed(runner.CHRONOLOGICAL).out_of_network_share == 0.0
         assert result.feed(runner.CHRONOLOGICAL).ndcg_ratio == 1.0
     table = runner.format_table(report.labels(runner.NEXT))

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from feed.models import User
 from ranking.params import RankingParams
 from ranking.service import rank_feed
-from tests.pipeline.cdc.conftest import CdcNamespace, cdc_ns, wait_until  # noqa: F401 - the fixture
+from tests.pipeline.cdc.conftest import CdcNamespace, wait_until
 
 pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_kafka, pytest.mark.requires_clickhouse]
 
@@ -30,7 +30,8 @@ def api_for(user: User) -> APIClient:
 def test_api_writes_reach_the_ranking(cdc_ns: CdcNamespace) -> None:
     cdc_ns.start_relay()
     cdc_ns.start_consumer()
-    reader, alice, bob, carol = (User.objects.create_user(n, password="pw-12345!") for n in ("reader", "alice", "bob", "carol"))
+    reader, alice, bob, carol = (User.objects.create_user(n, password="pw-12345!")
+                                 for n in ("reader", "alice", "bob", "carol"))
     api = {u.username: api_for(u) for u in (reader, alice, bob, carol)}
     for author in (alice, bob, carol):
         assert api["reader"].post(f"/api/v1/users/{author.pk}/follow/").status_code == 201

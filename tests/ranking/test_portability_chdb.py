@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import fields
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -32,7 +32,7 @@ from ranking.trending import fetch_trending
 from ranking.world import WEvent, World, WPost, WRelation, WUser, write_world
 
 SCORE_TOLERANCE = 1e-6
-NOW = datetime(2024, 6, 15, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 15, 12, 0, 0, tzinfo=UTC)
 # a release "current" enough to prove the claim (chdb 4.4.0 embeds 26.9)
 CURRENT_AT_LEAST = (24, 1)
 
@@ -287,9 +287,15 @@ def test_post_state_agrees_on_chdb_and_18_16(both) -> None:
         for user_id in (VIEWER, OTHER):
             old_state: PostState | None = fetch_post_state(server, user_id, post_id)
             assert fetch_post_state(current, user_id, post_id) == old_state, (user_id, post_id)
-    assert fetch_post_state(server, VIEWER, 301).deleted
-    assert not fetch_post_state(server, VIEWER, 801).author_active
-    assert fetch_post_state(server, VIEWER, 201).author_followed
+
+    def state_of(post_id: int) -> PostState:
+        state = fetch_post_state(server, VIEWER, post_id)
+        assert state is not None, post_id
+        return state
+
+    assert state_of(301).deleted
+    assert not state_of(801).author_active
+    assert state_of(201).author_followed
     assert fetch_post_state(server, VIEWER, 999_999) is None
 
 

@@ -3,6 +3,8 @@ checked against what the user did a moment ago (real Postgres and Redis)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -85,7 +87,7 @@ def test_the_shape_and_the_rules_when_computed_live(graph) -> None:
 def test_a_cached_list_is_served_and_honours_a_follow_made_a_moment_ago(graph) -> None:
     u = graph
     Post.objects.create(author=u["me"], body="active")
-    assert u["me"].pk in active_user_ids(timezone.now() - timezone.timedelta(hours=1), 100)
+    assert u["me"].pk in active_user_ids(timezone.now() - timedelta(hours=1), 100)
     refresh_suggestions(task_redis(), timezone.now(), active_window_seconds=3600, max_users=100, size=50,
                         ttl_seconds=60)
     assert cached_suggestions(u["me"].pk) == [u["fof_a"].pk, u["fof_b"].pk, u["star"].pk]

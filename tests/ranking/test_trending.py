@@ -3,7 +3,7 @@ the Redis list the feed's fallback reads."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from ranking.trending import fetch_trending, refresh_trending, trending_key, tre
 from ranking.world import WEvent, World, WPost, WRelation, WUser, delete_relations, write_world
 from tests.support.redis_down import redis_down  # noqa: F401
 
-NOW = datetime(2024, 6, 15, 12, 30, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 15, 12, 30, tzinfo=UTC)
 
 
 def ago(**delta: float) -> datetime:

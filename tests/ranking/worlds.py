@@ -5,11 +5,11 @@ authors, mutes, hides, seen posts, likes by event and by CDC row)."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ranking.world import WEvent, World, WPost, WRelation, WUser
 
-NOW = datetime(2026, 11, 20, 15, 30, 12, 345_678, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 15, 30, 12, 345_678, tzinfo=UTC)
 USER = 1
 EVENT_TYPES = ["impression"] * 8 + ["view", "click", "click", "like", "comment", "share", "dwell", "hide"]
 

@@ -21,11 +21,14 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clickhouse_driver import Client
 from clickhouse_driver.connection import ServerInfo
 from clickhouse_driver.util.escape import escape_param
+
+if TYPE_CHECKING:
+    from chdb.session import Session
 
 CHDB_MISSING = (
     "chdb is not installed: the ClickHouse portability test needs it "
@@ -51,7 +54,7 @@ class ChdbRunner:
             raise ValueError(f"bad database name {database!r}")
         self.database = database
         self._dir = tempfile.TemporaryDirectory(prefix="nova-chdb-")
-        self._session = Session(self._dir.name)
+        self._session: Session | None = Session(self._dir.name)
         self._session.query(f"SET session_timezone = '{timezone}'")
         # NaN and infinities as "nan"/"inf" rather than null; 64-bit integers as numbers
         self._session.query("SET output_format_json_quote_denormals = 1")
@@ -109,19 +112,23 @@ class ChdbRunner:
         rows = list(rows)
         if not rows:
             return 0
-        self._session.query(f"{query.rstrip()} {self.render_values(rows)}")
+        self._live_session().query(f"{query.rstrip()} {self.render_values(rows)}")
         return len(rows)
 
-    def _query_raw(self, query: str) -> list[tuple[Any, ...]]:
+    def _live_session(self) -> Session:
         if self._session is None:
             raise RuntimeError("ChdbRunner is closed")
-        result = self._session.query(query, "JSONCompact")
+        return self._session
+
+    def _query_raw(self, query: str) -> list[tuple[Any, ...]]:
+        result = self._live_session().query(query, "JSONCompact")
         text = result.bytes()
         if not text.strip():  # DDL, INSERT, SET: no result set
             return []
         payload = json.loads(text)
         converters = [converter(column["type"]) for column in payload["meta"]]
-        return [tuple(convert(value) for convert, value in zip(converters, row)) for row in payload["data"]]
+        return [tuple(convert(value) for convert, value in zip(converters, row, strict=True))
+                for row in payload["data"]]
 
 
 def _split_args(text: str) -> list[str]:
@@ -176,7 +183,8 @@ def converter(ch_type: str) -> Callable[[Any], Any]:
     if name == "Tuple":
         inners = [converter(_tuple_element_type(arg)) for arg in _split_args(args)]
         return lambda value: tuple(
-            convert(item) for convert, item in zip(inners, value.values() if isinstance(value, dict) else value)
+            convert(item)
+            for convert, item in zip(inners, value.values() if isinstance(value, dict) else value, strict=True)
         )
     if name == "Map":
         key, val = (converter(arg) for arg in _split_args(args))

@@ -13,14 +13,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
 
-from tests.pipeline.cdc.conftest import wait_until  # noqa: F401 - re-exported for the task tests
+from tests.pipeline.cdc.conftest import wait_until  # also imported from here by the task tests
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60.0
@@ -59,7 +60,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, clickhouse_db: str,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    db = settings.DATABASES["default"]  # the test database, once django_db_setup made it
+    db: Mapping[str, Any] = settings.DATABASES["default"]  # the test database, once django_db_setup made it
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     env = {
         **os.environ,

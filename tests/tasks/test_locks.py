@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.requires_redis]
 
 
 @pytest.fixture
-def key() -> str:
+def key() -> Iterator[str]:
     name = nova_redis.key("test-lock", uuid.uuid4().hex)
     yield name
     task_redis().delete(name)

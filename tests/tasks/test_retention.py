@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from pipeline.retention import (
 )
 from ranking.world import WEvent, World, write_world
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize(("partition_id", "end"), [
@@ -51,7 +51,7 @@ def test_cutoff_is_now_minus_the_retention() -> None:
     with pytest.raises(ValueError):
         retention_cutoff(now, 0)
     with pytest.raises(ValueError):
-        partitions_to_drop(["202401"], datetime(2024, 5, 1))  # noqa: DTZ001 - naive on purpose
+        partitions_to_drop(["202401"], datetime(2024, 5, 1))  # naive on purpose
 
 
 @pytest.mark.requires_clickhouse

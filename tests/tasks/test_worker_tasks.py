@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -123,8 +123,8 @@ def _month_id(moment: datetime) -> str:
 
 
 def test_enforce_events_retention_drops_the_old_months(celery_worker, clickhouse) -> None:
-    now = datetime.now(timezone.utc)
-    old = [datetime(2020, 1, 31, 23, 59, 59, tzinfo=timezone.utc), datetime(2020, 2, 1, tzinfo=timezone.utc)]
+    now = datetime.now(UTC)
+    old = [datetime(2020, 1, 31, 23, 59, 59, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC)]
     write_world(clickhouse, World(events=[WEvent(970, 999_999, 971, "impression", ts) for ts in (*old, now)]))
     assert {"202001", "202002", _month_id(now)} <= set(active_partition_ids(clickhouse))
 
@@ -159,7 +159,9 @@ def lag_slot_behind() -> Iterator[Callable[[], int]]:
     pg.execute("SELECT pg_logical_emit_message(false, 'nova-test', repeat('x', 100000))")
 
     def lag_now() -> int:
-        return int(pg.execute(SLOT_LAG_SQL, (slot,)).fetchone()[0])
+        row = pg.execute(SLOT_LAG_SQL, (slot,)).fetchone()
+        assert row is not None, "the slot went away"
+        return int(row[0])
 
     try:
         yield lag_now
