@@ -66,7 +66,8 @@ run: migrate
 	@echo
 	$(SECRET_ENV) exec honcho start -f Procfile
 
-# chromium and its driver for the browser tests (requires_browser); not needed by `make run`
+# chromium and its driver for the browser tests (requires_browser), promtool and amtool for the
+# monitoring-config tests; not needed by `make run`
 test-tools:
 	bash infra/local/services.sh test-tools
 

@@ -4,7 +4,8 @@
 #   infra/local/services.sh up     [service...]   install what is missing, start, wait until ready
 #   infra/local/services.sh down   [service...]   stop
 #   infra/local/services.sh status [service...]   one line per service; exit 1 if any is down
-#   infra/local/services.sh test-tools            install what only the tests need (headless chromium)
+#   infra/local/services.sh test-tools            install what only the tests need (headless chromium,
+#                                                 promtool and amtool)
 #
 # Services: postgres redis clickhouse kafka. Every server binds 127.0.0.1 and keeps
 # its data and logs under var/ (NOVA_VAR_DIR). Ports are overridable by env var and
@@ -60,8 +61,11 @@ ensure_test_tools() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  # promtool and amtool check infra/prometheus/ (tests/monitoring/test_prometheus_rules.py)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]} (browser tests)"
+    log "installing ${missing[*]} (browser and monitoring-config tests)"
     apt_install "${missing[@]}"
   fi
 }
