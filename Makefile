@@ -18,7 +18,7 @@ endif
 SECRET_ENV := $(if $(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),,DJANGO_SECRET_KEY_FILE=$(CURDIR)/var/secret_key)
 MANAGE := $(SECRET_ENV) $(PY) manage.py
 
-.PHONY: run test setup venv services services-down services-status test-tools migrate seed lint clean-var
+.PHONY: run test setup venv services services-down services-status test-tools prometheus migrate seed lint clean-var
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is required, found " + sys.version'
@@ -66,9 +66,16 @@ run: migrate
 	@echo
 	$(SECRET_ENV) exec honcho start -f Procfile
 
-# chromium and its driver for the browser tests (requires_browser); not needed by `make run`
+# chromium and its driver for the browser tests (requires_browser), promtool and amtool for the
+# monitoring-config tests; not needed by `make run`
 test-tools:
 	bash infra/local/services.sh test-tools
+
+# Prometheus on http://127.0.0.1:9090/ (alerts: /alerts) scraping the processes of
+# `make run`, with infra/prometheus/rules.yml; run it beside `make run`
+prometheus: venv var/secret_key
+	bash infra/local/services.sh monitoring-tools
+	$(MANAGE) run_prometheus $(PROMETHEUS_ARGS)
 
 test: services test-tools $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)

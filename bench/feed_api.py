@@ -1174,7 +1174,7 @@ def phase_hitrate(meta: WorldMeta, logdir: Path, deadline: Deadline) -> HitrateR
             clear_namespace()
             out["control"] = hit_summary("replay, cold caches, no warming",
                                          replay(server, trace, tokens, ARGS.replay_clients), warm_set)
-        # /metrics: each scrape reaches one worker (no multiprocess registry), so sum is not possible here
+        # /metrics: every gunicorn worker's counters added up (multiprocess mode, gunicorn.conf.py)
         scrapes: list[dict[str, float | None]] = []
         for _ in range(4):
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
@@ -1185,7 +1185,7 @@ def phase_hitrate(meta: WorldMeta, logdir: Path, deadline: Deadline) -> HitrateR
                                   if line.startswith(name + " ")), None)
                       for name in ("feed_cache_hits_total", "feed_cache_misses_total")}
             scrapes.append(values)
-        say(f"  /metrics scraped 4 times (each answer is one gunicorn worker's counters): {scrapes}")
+        say(f"  /metrics scraped 4 times (all gunicorn workers' counters added up): {scrapes}")
         out["metrics"] = scrapes
     finally:
         if beat is not None:

@@ -1,13 +1,47 @@
 """Every Prometheus metric Nova exports, declared once.
 
-Names are fixed by the dashboards and alert rules in infra/ (docs/ranking.md, docs/architecture/).
-Web processes expose them at /metrics (django-prometheus); worker processes
-start their own HTTP endpoint (monitoring.metrics.serve).
+Names are fixed by the dashboards and alert rules in infra/prometheus/ and
+listed in docs/operations/metrics.md (tests/monitoring/test_metric_names.py
+keeps the three in step). Web processes expose them at /metrics; worker
+processes start their own HTTP endpoint (monitoring.exposition.serve).
+Under a multiprocess server (gunicorn, the Celery worker) every process writes
+its values to PROMETHEUS_MULTIPROC_DIR and /metrics adds them up
+(monitoring/exposition.py).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from collections.abc import Callable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class ScrapeTimeGauge(Collector):
+    """A gauge whose value is read when /metrics is scraped, never stored.
+
+    A stored gauge would be one value per process under the multiprocess mode;
+    this one is computed once per scrape by the process that answers it."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.function: Callable[[], float] | None = None
+        REGISTRY.register(self)
+
+    def set_function(self, function: Callable[[], float]) -> None:
+        self.function = function
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation)
+        if self.function is not None:
+            family.add_metric([], self.function())
+        yield family
+
 
 # --- consumers (pipeline/consumers/framework.py), labelled by consumer name
 CONSUMER_MESSAGES = Counter(
@@ -35,14 +69,6 @@ CONSUMER_COMMIT_ERRORS = Counter(
 DLQ_MESSAGES = Counter(
     "dlq_messages_total", "Messages sent to a dead-letter topic.", ["consumer", "topic"]
 )
-
-
-def serve(port: int, addr: str | None = None) -> None:
-    """Expose this process's metrics on addr:port (0 = off)."""
-    if port:
-        from django.conf import settings
-
-        start_http_server(port, addr=addr or settings.METRICS_BIND_ADDRESS)
 
 
 # ---------------------------------------------------------------- CDC (relay + consumer)
@@ -139,12 +165,21 @@ FEED_SOURCE = Counter(
 )
 FEED_RANKINGS = Counter("feed_rankings_total", "Rankings the feed ran (cache misses that did the work).")
 CIRCUIT_BREAKER_STATE = Gauge(
-    "circuit_breaker_state", "Breaker state as this process last saw it: 0 closed, 1 half-open, 2 open.",
-    ["datasource"],
+    "circuit_breaker_state", "Breaker state as a process last saw it: 0 closed, 1 half-open, 2 open.",
+    ["datasource"], multiprocess_mode="mostrecent",
 )
 CIRCUIT_BREAKER_STATE_CHANGES = Counter(
     "circuit_breaker_state_changes_total", "Breaker transitions, by the state entered.", ["datasource", "state"],
 )
-FEED_CACHE_MEMORY = Gauge(
+CLICKHOUSE_QUERY_TIMEOUTS = Counter(
+    "clickhouse_query_timeouts_total", "Request-path ClickHouse queries cancelled at their deadline or timed out.",
+    ["datasource"],
+)
+FEED_CACHE_MEMORY = ScrapeTimeGauge(
     "feed_cache_memory_bytes", "Redis used_memory, read at scrape time (the feed cache is most of it; NaN if down)."
 )
+
+# --- pipeline lag as the report_pipeline_lag task measured it (monitoring/pipeline_lag.py, web only)
+CONSUMER_GROUP_LAG = "consumer_group_lag"
+CDC_REPLICATION_SLOT_LAG_BYTES = "cdc_replication_slot_lag_bytes"
+PIPELINE_LAG_REPORT_AGE = "pipeline_lag_report_age_seconds"

@@ -26,14 +26,13 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitoring.metrics import CDC_REPLICATION_SLOT_LAG_BYTES as SLOT_LAG_BYTES
+from monitoring.metrics import CONSUMER_GROUP_LAG
+from monitoring.metrics import PIPELINE_LAG_REPORT_AGE as REPORT_AGE
 from nova import redis as nova_redis
 from pipeline.lag import LagReport, load_lag_report
 
 log = logging.getLogger(__name__)
-
-CONSUMER_GROUP_LAG = "consumer_group_lag"
-SLOT_LAG_BYTES = "cdc_replication_slot_lag_bytes"
-REPORT_AGE = "pipeline_lag_report_age_seconds"
 
 
 def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:

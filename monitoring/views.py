@@ -1,10 +1,35 @@
 from __future__ import annotations
 
-from django.conf import settings
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+import threading
 
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitoring import exposition
 from monitoring.health import run_checks
+from monitoring.metrics import FEED_CACHE_MEMORY
+from monitoring.pipeline_lag import PipelineLagCollector
+
+_registry: CollectorRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def _web_registry() -> CollectorRegistry:
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            # the scrape-time collectors are on REGISTRY already (nova/urls.py, monitoring/metrics.py)
+            _registry = exposition.scrape_registry(FEED_CACHE_MEMORY, PipelineLagCollector())
+        return _registry
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Every metric of this web: all gunicorn workers' under the multiprocess mode
+    (django_prometheus's own view would miss the scrape-time gauges there)."""
+    return HttpResponse(generate_latest(_web_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET

@@ -252,7 +252,9 @@ class GuardedClickHouse:
             raise BreakerOpen(self.breaker.datasource)
         try:
             rows = self._run(query, params)
-        except CLICKHOUSE_FAILURES:
+        except CLICKHOUSE_FAILURES as exc:
+            if isinstance(exc, (QueryTimeout, ch_errors.SocketTimeoutError, TimeoutError)):
+                metrics.CLICKHOUSE_QUERY_TIMEOUTS.labels(datasource=self.breaker.datasource).inc()
             self.breaker.record_failure()
             raise
         self.breaker.record_success()

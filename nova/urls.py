@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from monitoring import views as monitoring_views
 from monitoring.pipeline_lag import register_pipeline_lag_collector
 
-# /metrics (django_prometheus, below) also exports the pipeline lag the Celery
+# /metrics (monitoring.views.metrics) also exports the pipeline lag the Celery
 # worker reports through Redis. Registered with the URLconf, which only processes
 # serving HTTP load: the consumers' and the relay's own /metrics must not repeat it.
 register_pipeline_lag_collector()
@@ -27,5 +27,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),
+    path("metrics", monitoring_views.metrics, name="metrics"),
 ]

@@ -4,7 +4,9 @@
 #   infra/local/services.sh up     [service...]   install what is missing, start, wait until ready
 #   infra/local/services.sh down   [service...]   stop
 #   infra/local/services.sh status [service...]   one line per service; exit 1 if any is down
-#   infra/local/services.sh test-tools            install what only the tests need (headless chromium)
+#   infra/local/services.sh test-tools            install what only the tests need (headless chromium,
+#                                                 and the monitoring tools)
+#   infra/local/services.sh monitoring-tools      install Prometheus (promtool) and Alertmanager (amtool)
 #
 # Services: postgres redis clickhouse kafka. Every server binds 127.0.0.1 and keeps
 # its data and logs under var/ (NOVA_VAR_DIR). Ports are overridable by env var and
@@ -72,6 +74,19 @@ ensure_test_tools() {
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (browser tests)"
+    apt_install "${missing[@]}"
+  fi
+  ensure_monitoring_tools
+}
+
+# Debian's Prometheus (with promtool) and Alertmanager (with amtool): the tests check
+# infra/prometheus/ with them (tests/monitoring/), `make prometheus` runs Prometheus
+ensure_monitoring_tools() {
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (monitoring)"
     apt_install "${missing[@]}"
   fi
 }
@@ -265,6 +280,8 @@ case $verb in
     for s in "${services[@]}"; do "$(fn_for "$s")_up" || { log "service '$s' failed to start"; exit 1; }; done ;;
   test-tools)
     ensure_test_tools ;;
+  monitoring-tools)
+    ensure_monitoring_tools ;;
   down)
     for s in "${services[@]}"; do "$(fn_for "$s")_down"; done ;;
   status)
@@ -275,5 +292,5 @@ case $verb in
       printf '%-11s %-5s 127.0.0.1:%s\n' "$s" "$state" "$port"
     done
     exit $rc ;;
-  *) echo "usage: $0 up|down|status [postgres|redis|clickhouse|kafka ...] | test-tools" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status [postgres|redis|clickhouse|kafka ...] | test-tools | monitoring-tools" >&2; exit 2 ;;
 esac

@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring import metrics
+from monitoring import exposition
 from pipeline.consumers import CONSUMERS
 from pipeline.consumers.framework import ConsumerRunner, DeadLetterFlood, RunnerOptions, tune_gc_for_batches
 
@@ -49,7 +49,7 @@ class ConsumerCommand(BaseCommand):
     def handle(self, *args, **options):
         runner = self.build_runner(options)
         port = options["metrics_port"]
-        metrics.serve(settings.CONSUMER_METRICS_PORTS.get(runner.spec.name, 0) if port is None else port)
+        exposition.serve(settings.CONSUMER_METRICS_PORTS.get(runner.spec.name, 0) if port is None else port)
         runner.install_signal_handlers()
         tune_gc_for_batches()
         logger.info("%s: consuming %s as group %s", runner.spec.name, runner.spec.topics(settings.KAFKA), runner.spec.group_id)

@@ -101,6 +101,8 @@ def test_a_frozen_clickhouse_costs_one_query_timeout_then_nothing(private_clickh
     breaker_for("clickhouse").store.set_closed()
     assert _get(alice)["source"] == "ranked"
 
+    timeouts = metrics.CLICKHOUSE_QUERY_TIMEOUTS.labels(datasource="clickhouse")
+    timeouts_before = timeouts._value.get()
     private_clickhouse.signal(signal.SIGSTOP)
     try:
         timings = []
@@ -112,6 +114,8 @@ def test_a_frozen_clickhouse_costs_one_query_timeout_then_nothing(private_clickh
         # two timeouts open the breaker (threshold 2); then no ClickHouse call at all
         assert all(t < config.query_timeout + 1.0 for t in timings[:2]), timings
         assert all(t < 0.25 for t in timings[2:]), timings
+        # what the ClickHouseQueryTimeout alert reads
+        assert timeouts._value.get() - timeouts_before == 2
     finally:
         private_clickhouse.signal(signal.SIGCONT)
 

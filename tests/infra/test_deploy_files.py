@@ -59,6 +59,10 @@ def test_procfile_processes_run_existing_commands() -> None:
             continue
         name, _, command = line.partition(":")
         argv = shlex.split(command)
+        if argv[0] == "env":  # the line's own environment (ports, PROMETHEUS_MULTIPROC_DIR)
+            argv = argv[1:]
+            while "=" in argv[0]:
+                argv = argv[1:]
         if argv[0] == "python":
             argv = ["python", *argv[1:]]
         _assert_nova_command_exists(argv)

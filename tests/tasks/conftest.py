@@ -68,6 +68,7 @@ def celery_worker(django_db_setup: None, clickhouse_db: str,
         "DATABASE_URL": f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CDC_SLOT_NAME": lag_slot(),
         "PYTHONUNBUFFERED": "1",
+        "CELERY_WORKER_METRICS_PORT": "0",  # beside `make run`'s worker and other sessions
     }
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     with open(log_path, "wb") as log:

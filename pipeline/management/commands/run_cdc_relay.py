@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from monitoring import exposition
 from pipeline.cdc import relay
-from monitoring import metrics
 from pipeline.cdc.process import StopFlag, postgres_connector
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, snapshot: bool = False, **options: Any) -> None:
         logging.getLogger("pipeline").setLevel(logging.INFO)
         stop = StopFlag().install()
-        metrics.serve(settings.CDC.relay_metrics_port)
+        exposition.serve(settings.CDC.relay_metrics_port)
         db = settings.DATABASES["default"]
         instance = relay.Relay(
             settings.CDC,
