@@ -150,6 +150,9 @@ class Stack:
             "EVENTS_CONSUMER_METRICS_PORT": str(free_port()),
             "CDC_CONSUMER_METRICS_PORT": str(free_port()),
             "CDC_RELAY_METRICS_PORT": str(free_port()),
+            "CELERY_WORKER_METRICS_PORT": str(free_port()),
+            "CELERY_BEAT_METRICS_PORT": str(free_port()),
+            "CELERY_WORKER_PROMETHEUS_DIR": str(self.workdir / "prometheus-worker"),
             **self.overrides,
         }
         for command in (["migrate", "--noinput"], ["migrate_clickhouse"], ["ensure_topics"]):
