@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline.retention import enforce_events_retention
+from pipeline.retention import active_partition_ids, enforce_events_retention
 from ranking.candidates import fetch_post_state
 from ranking.service import RankedFeed, rank_feed
 from ranking.trending import fetch_trending
@@ -58,8 +58,7 @@ def test_retention_drops_old_months_on_every_shard(local_cluster, cluster_db) ->
 
     def months(server: str) -> set[str]:
         client = local_cluster.client(server, SHARDED, database)
-        return {p for (p,) in client.execute("SELECT DISTINCT partition_id FROM system.parts "
-                                             "WHERE active AND database = currentDatabase() AND table = 'events_local'")}
+        return set(active_partition_ids(client, "events_local"))
 
     assert all(months(server) == {"202510", "202611"} for server in SERVERS)
     now = NOW + timedelta(days=10)
