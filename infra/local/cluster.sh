@@ -33,7 +33,8 @@ ALL_SERVERS=(zookeeper ch1 ch2)
 
 # ---------------------------------------------------------------- zookeeper
 ZK_DIR=$CLUSTER_DIR/zookeeper
-zk_ready() { [ "$(exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf ruok >&3 && head -c 4 <&3)" = imok ]; }
+# `stat`, not `ruok`: ZooKeeper answers imok before it serves sessions
+zk_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf stat >&3 && cat <&3) | grep -q '^Mode: standalone'; }
 zk_installed() { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null; }
 zk_up() {
   zk_installed || { log "installing zookeeper"; apt_install zookeeper; }
@@ -109,10 +110,18 @@ node_write_cluster_config() {  # node; config.d/ is merged into ch_write_config'
 EOF
 }
 
+# a server that started while ZooKeeper was not serving yet has no session; 18.16
+# crashes on an ON CLUSTER query then, so `up` waits until it has one
+node_zk_ready() { clickhouse-client --port "$CH_TCP_PORT" --query "SELECT count() FROM system.zookeeper WHERE path = '/'"; }
 node_up() {
   node_ports "$1"
   node_write_cluster_config "$1"
+  # a server killed mid-replication can hold parts ZooKeeper never heard of, and then
+  # refuses to start ("doesn't look like the set of parts in ZooKeeper"); this flag,
+  # read and removed at start-up, makes it detach those and fetch from the replicas
+  mkdir -p "$CH_DIR/data/flags" && touch "$CH_DIR/data/flags/force_restore_data"
   ch_up
+  wait_for "$1's ZooKeeper session" "$CH_DIR/clickhouse-server.err.log" node_zk_ready
 }
 node_down() { node_ports "$1"; ch_down; }
 node_status() { node_ports "$1"; ch_ready; }

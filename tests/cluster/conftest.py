@@ -93,5 +93,6 @@ def cluster_db(local_cluster: LocalCluster) -> Iterator[Callable[[Topology], str
     for topology, database in created:
         local_cluster.run("up")  # a test may have left a server down
         local_cluster.client("ch1", topology, "default").execute(
-            f"DROP DATABASE IF EXISTS `{database}` ON CLUSTER `{topology.cluster}`")
+            f"DROP DATABASE IF EXISTS `{database}` ON CLUSTER `{topology.cluster}`",
+            settings={"distributed_ddl_task_timeout": 30})
 
