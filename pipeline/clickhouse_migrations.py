@@ -53,7 +53,7 @@ SHARDING_KEYS = {
     "events": "user_id",
 }
 _CREATE_TABLE = re.compile(
-    r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE = (\w*MergeTree)\(([^)]*)\)(.*)$", re.DOTALL
+    r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(\(.*\))\s*ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?(.*)$", re.DOTALL
 )
 _CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\s+(SELECT\b.*)$", re.DOTALL)
 _FROM_TABLE = re.compile(r"\bFROM (\w+)\b")
@@ -97,7 +97,7 @@ class Topology:
             key = f", {SHARDING_KEYS[table]}" if table in SHARDING_KEYS else ""
             return [
                 f"CREATE TABLE IF NOT EXISTS {local}{self.on_cluster()} {columns}\n"
-                f"ENGINE = {self.replicated_engine(engine, args, database, table)}{rest}",
+                f"ENGINE = {self.replicated_engine(engine, args or '', database, table)}{rest}",
                 f"CREATE TABLE IF NOT EXISTS `{database}`.`{table}`{self.on_cluster()} AS {local}\n"
                 f"ENGINE = Distributed(`{self.cluster}`, `{database}`, `{table}{LOCAL_SUFFIX}`{key})",
             ]

@@ -56,6 +56,11 @@ def test_cluster_table_is_a_replicated_local_table_behind_a_distributed_one() ->
     )
 
 
+def test_cluster_engine_without_parameters() -> None:
+    local, _ = CLUSTER.render("CREATE TABLE IF NOT EXISTS t (id UInt64) ENGINE = MergeTree ORDER BY id", "db")
+    assert local.endswith("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}') ORDER BY id")
+
+
 def test_cluster_view_reads_and_writes_the_local_tables_of_its_server() -> None:
     [view] = CLUSTER.render(
         "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO totals AS\nSELECT x, count() AS n FROM events GROUP BY x", "db")
