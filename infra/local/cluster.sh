@@ -20,6 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # the helpers (apt_install, wait_for, stop_pidfile) and ch_up of the shared services
 source "$ROOT/infra/local/services.sh"
+log() { printf '[cluster] %s\n' "$*" >&2; }
 
 CLUSTER_DIR=${NOVA_CLUSTER_DIR:-$VAR/cluster}
 ZK_PORT=${NOVA_ZK_PORT:-52181}
