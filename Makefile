@@ -18,7 +18,8 @@ endif
 SECRET_ENV := $(if $(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),,DJANGO_SECRET_KEY_FILE=$(CURDIR)/var/secret_key)
 MANAGE := $(SECRET_ENV) $(PY) manage.py
 
-.PHONY: run test setup venv services services-down services-status test-tools prometheus migrate seed lint clean-var
+.PHONY: run test setup venv services services-down services-status test-tools prometheus migrate seed lint clean-var \
+	cluster-up cluster-down cluster-status
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is required, found " + sys.version'
@@ -82,3 +83,13 @@ test: services test-tools $(VENV)/.test-installed
 
 clean-var: services-down
 	rm -rf var
+
+# a local ClickHouse cluster (ZooKeeper + two servers; docs/operations/scaling.md), not part of `make run`
+cluster-up: venv
+	bash infra/local/cluster.sh up
+
+cluster-down:
+	bash infra/local/cluster.sh down
+
+cluster-status:
+	bash infra/local/cluster.sh status

@@ -29,8 +29,16 @@ def make_client(
         connect_timeout=timeout or config.connect_timeout,
         send_receive_timeout=timeout or config.send_receive_timeout,
         sync_request_timeout=timeout or config.connect_timeout,
-        settings=settings or {},
+        settings={**cluster_settings(config), **(settings or {})},
     )
+
+
+def cluster_settings(config: ClickHouseConfig) -> dict[str, object]:
+    """On a cluster, an insert into a Distributed table returns once every shard has
+    its rows (not once they are queued on this server's disk): a writer that saw it
+    succeed may move on, and one that saw it fail retries the identical block, which
+    the Replicated tables deduplicate (docs/operations/scaling.md)."""
+    return {"insert_distributed_sync": 1} if config.cluster else {}
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -15,6 +15,10 @@ class ClickHouseConfig:
     connect_timeout: float
     send_receive_timeout: float
     query_timeout: float
+    # a cluster of the servers' <remote_servers> (docs/operations/scaling.md); "" = one server
+    cluster: str = ""
+    # ZooKeeper path of a Replicated table's replicas; {shard}/{replica} are the servers' macros
+    replica_path: str = "/clickhouse/tables/{shard}/{database}/{table}"
 
 
 @dataclass(frozen=True)

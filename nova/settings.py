@@ -134,6 +134,10 @@ CLICKHOUSE = ClickHouseConfig(
     connect_timeout=env_float("CLICKHOUSE_CONNECT_TIMEOUT", 2.0),
     send_receive_timeout=env_float("CLICKHOUSE_SEND_RECEIVE_TIMEOUT", 30.0),
     query_timeout=env_float("CLICKHOUSE_QUERY_TIMEOUT", 0.5),
+    # unset: one server, today's tables; set: Replicated tables behind Distributed ones
+    # on this cluster (docs/operations/scaling.md)
+    cluster=env_str("CLICKHOUSE_CLUSTER", ""),
+    replica_path=env_str("CLICKHOUSE_REPLICA_PATH", ClickHouseConfig.replica_path),
 )
 CLICKHOUSE_SQL_DIR = BASE_DIR / "infra" / "clickhouse"
 # the request path's breaker around ClickHouse (nova/breaker.py); each query is

@@ -9,6 +9,10 @@ retried does nothing more. The materialized views' tables (post_engagement_hourl
 user_author_affinity_daily) keep their own rows: they are small and are not
 touched here. settings.py refuses a retention shorter than EVENTS_MAX_AGE_SECONDS,
 so no accepted event can land in a month already dropped.
+
+On a cluster (docs/operations/scaling.md) the months are those of `events_local`
+on every server, and a month is dropped ON CLUSTER: each shard drops it, and
+replication drops it on the shard's other replicas.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ ACTIVE_PARTITIONS_SQL = (
 )
 # the table name is a constant of this module; the partition id is bound by the driver
 DROP_PARTITION_SQL = "ALTER TABLE events DROP PARTITION ID %(partition_id)s"
+# on a cluster: the parts of every server, and the drop on every server (names quoted here, values bound)
+CLUSTER_PARTITIONS_SQL = (
+    "SELECT DISTINCT partition_id FROM cluster(%(cluster)s, system.parts) "
+    "WHERE active AND database = %(database)s AND table = 'events_local' ORDER BY partition_id"
+)
+CLUSTER_DROP_PARTITION_SQL = (
+    "ALTER TABLE `{database}`.events_local ON CLUSTER `{cluster}` DROP PARTITION ID %(partition_id)s"
+)
 
 
 class ClickHouseRunner(Protocol):
@@ -69,10 +81,18 @@ def active_partition_ids(client: ClickHouseRunner, table: str = "events") -> lis
     return [partition_id for (partition_id,) in client.execute(ACTIVE_PARTITIONS_SQL, {"table": table})]
 
 
-def enforce_events_retention(client: ClickHouseRunner, now: datetime, retention_days: int) -> list[str]:
-    """Drop the months of `events` older than the retention; returns the dropped partition ids."""
-    dropped = partitions_to_drop(active_partition_ids(client), retention_cutoff(now, retention_days))
+def enforce_events_retention(
+    client: ClickHouseRunner, now: datetime, retention_days: int, cluster: str = "", database: str = ""
+) -> list[str]:
+    """Drop the months of `events` older than the retention; returns the dropped partition ids.
+    `cluster` (with the client's `database`): the cluster the database was migrated for."""
+    if cluster:
+        partitions = [p for (p,) in client.execute(CLUSTER_PARTITIONS_SQL, {"cluster": cluster, "database": database})]
+        drop_sql = CLUSTER_DROP_PARTITION_SQL.format(database=database, cluster=cluster)
+    else:
+        partitions, drop_sql = active_partition_ids(client), DROP_PARTITION_SQL
+    dropped = partitions_to_drop(partitions, retention_cutoff(now, retention_days))
     for partition_id in dropped:
-        client.execute(DROP_PARTITION_SQL, {"partition_id": partition_id})
+        client.execute(drop_sql, {"partition_id": partition_id})
         log.info("events: dropped partition %s (retention %d days)", partition_id, retention_days)
     return dropped

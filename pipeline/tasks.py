@@ -53,7 +53,8 @@ def enforce_events_retention(self: Task) -> dict[str, object]:
             return SKIPPED
         clickhouse = periodic.clickhouse_client()
         try:
-            dropped = retention.enforce_events_retention(clickhouse, timezone.now(), settings.EVENTS_RETENTION_DAYS)
+            dropped = retention.enforce_events_retention(clickhouse, timezone.now(), settings.EVENTS_RETENTION_DAYS,
+                                                         settings.CLICKHOUSE.cluster, settings.CLICKHOUSE.database)
         finally:
             clickhouse.disconnect()
         return {"dropped": dropped}

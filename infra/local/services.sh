@@ -267,6 +267,9 @@ kafka_down() { stop_pidfile kafka "$KAFKA_DIR/tansu.pid" 5; }
 kafka_status() { kafka_ready; }
 
 # ---------------------------------------------------------------- verbs
+# sourced (infra/local/cluster.sh reuses the helpers and ch_up above): no verbs
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
 fn_for() { case $1 in postgres) echo pg;; redis) echo redis;; clickhouse) echo ch;; kafka) echo kafka;;
   *) log "unknown service '$1' (known: ${ALL_SERVICES[*]})"; exit 2;; esac; }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,30 @@ def test_dockerfile_runs_as_non_root_with_gunicorn() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "\nUSER nova\n" in text
     assert 'CMD ["gunicorn", "nova.wsgi"' in text
+
+
+def test_compose_cluster_profile_is_two_replicas_and_keeper() -> None:
+    """The `cluster` profile: ClickHouse Keeper and two 24.x replicas of nova_replicated,
+    whose config names the replicas by the services' hostnames and Keeper by its own."""
+    services = _compose()["services"]
+    keeper, replicas = services["keeper"], [services["clickhouse-r1"], services["clickhouse-r2"]]
+    assert keeper["profiles"] == ["cluster"] and keeper["image"].startswith("clickhouse/clickhouse-keeper:24.")
+    keeper_config = ET.fromstring((ROOT / "infra/compose/keeper.xml").read_text())
+    keeper_port = keeper_config.findtext("keeper_server/tcp_port")
+    assert keeper_config.findtext("keeper_server/raft_configuration/server/hostname") == keeper["hostname"]
+
+    config = ET.fromstring((ROOT / "infra/compose/clickhouse-cluster.xml").read_text())
+    assert (config.findtext("zookeeper/node/host"), config.findtext("zookeeper/node/port")) == ("keeper", keeper_port)
+    shard = config.find("remote_servers/nova_replicated/shard")
+    assert shard.findtext("internal_replication") == "true"
+    assert [r.findtext("host") for r in shard.findall("replica")] == [r["hostname"] for r in replicas]
+    replica_env = config.find("macros/replica").get("from_env")
+    assert {r["environment"][replica_env] for r in replicas} == {"clickhouse-r1", "clickhouse-r2"}
+    for replica in replicas:
+        assert replica["profiles"] == ["cluster"]
+        assert replica["image"].split(":")[1].startswith("24.")
+        assert any(v.startswith("./infra/compose/clickhouse-cluster.xml:/etc/clickhouse-server/config.d/")
+                   for v in replica["volumes"])
+    assert {"clickhouse-r1", "clickhouse-r2"} <= set(services["migrate"]["depends_on"])
+    # the Nova processes pass the cluster name through (empty: one server)
+    assert services["web"]["environment"]["CLICKHOUSE_CLUSTER"] == "${CLICKHOUSE_CLUSTER:-}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ from django.core.management.base import CommandError
 
 from nova.clickhouse import make_client
 from pipeline.clickhouse_migrations import (
+    SHARDING_KEYS,
     MigrationError,
     MigrationRunner,
+    Topology,
     discover,
     split_statements,
 )
@@ -29,6 +32,66 @@ from pipeline.clickhouse_migrations import (
 )
 def test_split_statements(sql: str, expected: list[str]) -> None:
     assert split_statements(sql) == expected
+
+
+CLUSTER = Topology("nova_sharded")
+
+
+def test_single_node_statements_run_as_written() -> None:
+    statement = "CREATE TABLE IF NOT EXISTS t (id UInt64) ENGINE = MergeTree ORDER BY id"
+    assert Topology().render(statement, "db") == [statement]
+
+
+def test_cluster_table_is_a_replicated_local_table_behind_a_distributed_one() -> None:
+    local, distributed = CLUSTER.render(
+        "CREATE TABLE IF NOT EXISTS users (\n    id Int64\n) ENGINE = ReplacingMergeTree(_version)\nORDER BY id", "db")
+    assert local == (
+        "CREATE TABLE IF NOT EXISTS `db`.`users_local` ON CLUSTER `nova_sharded` (\n    id Int64\n)\n"
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/users', '{replica}', _version)\n"
+        "ORDER BY id"
+    )
+    assert distributed == (
+        "CREATE TABLE IF NOT EXISTS `db`.`users` ON CLUSTER `nova_sharded` AS `db`.`users_local`\n"
+        "ENGINE = Distributed(`nova_sharded`, `db`, `users_local`, id)"
+    )
+
+
+def test_cluster_engine_without_parameters() -> None:
+    local, _ = CLUSTER.render("CREATE TABLE IF NOT EXISTS t (id UInt64) ENGINE = MergeTree ORDER BY id", "db")
+    assert local.endswith("ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/t', '{replica}') ORDER BY id")
+
+
+def test_cluster_view_reads_and_writes_the_local_tables_of_its_server() -> None:
+    [view] = CLUSTER.render(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO totals AS\nSELECT x, count() AS n FROM events GROUP BY x", "db")
+    assert view == (
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.`v` ON CLUSTER `nova_sharded` TO `db`.`totals_local` AS "
+        "SELECT x, count() AS n FROM `db`.`events_local` GROUP BY x"
+    )
+
+
+def test_cluster_refuses_a_statement_it_has_no_form_for() -> None:
+    with pytest.raises(MigrationError, match="no cluster form"):
+        CLUSTER.render("ALTER TABLE events ADD COLUMN x UInt8", "db")
+
+
+def test_every_migration_has_a_cluster_form_and_written_tables_a_sharding_key() -> None:
+    distributed = []
+    for migration in discover(settings.CLICKHOUSE_SQL_DIR):
+        for statement in migration.statements():
+            distributed += [s for s in CLUSTER.render(statement, "db") if "ENGINE = Distributed" in s]
+    keyed = {s.split("`db`.`")[1].split("`")[0] for s in distributed if not s.endswith("_local`)")}
+    # the tables the consumers insert into; the rest are filled by materialized views on each shard
+    assert keyed == set(SHARDING_KEYS) == {"users", "posts", "follows", "likes", "comments", "mutes", "events"}
+
+
+def test_every_query_subquery_of_a_sharded_table_is_global() -> None:
+    """On more than one shard, `x IN (SELECT ... FROM t)` inside a query of a
+    Distributed table would run on each shard against that shard's part of t;
+    GLOBAL runs it once and sends the result (and costs nothing on one server)."""
+    for path in (settings.CLICKHOUSE_SQL_DIR / "queries").glob("*.sql"):
+        sql = " ".join(path.read_text().split())
+        assert not re.search(r"(?<!GLOBAL )(?<!GLOBAL NOT )\bIN \( ?SELECT", sql), path.name
 
 
 def _write(folder: Path, name: str, sql: str) -> None:
@@ -106,7 +169,8 @@ def test_command_plan_apply_idempotent(scratch_db: str, capsys) -> None:
 
     call_command("migrate_clickhouse", "--database", scratch_db)
     applied = client.execute("SELECT name FROM nova_schema_migrations FINAL ORDER BY version")
-    assert [name for (name,) in applied] == expected
+    # version 0 records the topology the database was migrated for
+    assert [name for (name,) in applied] == ["single-node", *expected]
     capsys.readouterr()
     call_command("migrate_clickhouse", "--database", scratch_db)
     assert "up to date" in capsys.readouterr().out

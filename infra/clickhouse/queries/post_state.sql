@@ -3,19 +3,19 @@
 -- Latest version per id, as in feed_candidates.sql.
 SELECT
     post_id, latest_author_id AS author_id, latest_created_at_us AS created_at_us, deleted,
-    latest_author_id NOT IN
+    latest_author_id GLOBAL NOT IN
     (
         SELECT id
         FROM
         (
             SELECT id, argMax(is_active, _version) AS active, argMax(_deleted, _version) AS user_deleted
             FROM users
-            WHERE id IN (SELECT author_id FROM posts WHERE id = %(post_id)s)
+            WHERE id GLOBAL IN (SELECT author_id FROM posts WHERE id = %(post_id)s)
             GROUP BY id
             HAVING active = 0 OR user_deleted = 1
         )
     ) AS author_active,
-    latest_author_id IN
+    latest_author_id GLOBAL IN
     (
         SELECT latest_followee_id
         FROM

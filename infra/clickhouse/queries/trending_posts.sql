@@ -24,7 +24,7 @@ FROM
         GROUP BY id
         HAVING deleted = 0 AND live = 1
     )
-    WHERE latest_author_id NOT IN
+    WHERE latest_author_id GLOBAL NOT IN
         (
             SELECT id
             FROM
@@ -52,7 +52,7 @@ ALL INNER JOIN
             SELECT post_id AS hourly_post_id, clicks, likes, comments, shares
             FROM post_engagement_hourly
             WHERE hour >= toDateTime(%(since_hour_s)s)
-              AND post_id IN (SELECT toUInt64(id) FROM posts WHERE created_at >= toDateTime(%(since_s)s))
+              AND post_id GLOBAL IN (SELECT toUInt64(id) FROM posts WHERE created_at >= toDateTime(%(since_s)s))
         )
         UNION ALL
         SELECT liked_post_id, toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(1), toUInt64(0)

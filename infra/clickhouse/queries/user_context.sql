@@ -69,8 +69,8 @@ FROM
         (
             SELECT id AS post_id, argMax(author_id, _version) AS acted_author_id
             FROM posts
-            WHERE id IN (SELECT post_id FROM likes WHERE user_id = %(user_id)s)
-               OR id IN (SELECT post_id FROM comments WHERE user_id = %(user_id)s)
+            WHERE id GLOBAL IN (SELECT post_id FROM likes WHERE user_id = %(user_id)s)
+               OR id GLOBAL IN (SELECT post_id FROM comments WHERE user_id = %(user_id)s)
             GROUP BY id
         ) AS acted_posts USING post_id
     )

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from nova.clickhouse import make_client
-from pipeline.clickhouse_migrations import MigrationError, MigrationRunner
+from pipeline.clickhouse_migrations import MigrationError, MigrationRunner, Topology
 
 
 class Command(BaseCommand):
@@ -22,10 +22,12 @@ class Command(BaseCommand):
             admin=make_client(config, database="default"),
             database=database,
             sql_dir=settings.CLICKHOUSE_SQL_DIR,
+            topology=Topology.of(config),
         )
         try:
             if options["plan"]:
                 entries = runner.plan()
+                self.stdout.write(f"{database}: {runner.topology.name}")
                 if not entries:
                     self.stdout.write(f"{database}: nothing to apply")
                 for entry in entries:
