@@ -132,11 +132,12 @@ def time_ranking(topology: Topology, database: str, probes: dict[int, int]) -> d
         for _ in range(WARMUP):
             rank_feed(user_id, NOW, RankingParams(), runner)
         totals, feed = [], None
+        ranked = []
         for _ in range(ARGS.repeats):
             feed = rank_feed(user_id, NOW, RankingParams(), runner)
             totals.append(feed.total_seconds)
-        results[followees] = (statistics.median(totals), statistics.quantiles(totals, n=20)[-1],
-                              [i.post_id for i in feed.items])
+            ranked = [i.post_id for i in feed.items]
+        results[followees] = (statistics.median(totals), statistics.quantiles(totals, n=20)[-1], ranked)
     return results
 
 

@@ -29,9 +29,10 @@ def _serve_worker_metrics(**kwargs: Any) -> None:
 
     from monitoring import exposition
 
-    if exposition.multiprocess_dir():
+    directory = exposition.multiprocess_dir()
+    if directory:
         # before the pool forks: an earlier run's files would add to this run's counters
-        exposition.reset_multiprocess_dir(exposition.multiprocess_dir(), keep_pid=os.getpid())
+        exposition.reset_multiprocess_dir(directory, keep_pid=os.getpid())
     exposition.serve(settings.CELERY_WORKER_METRICS_PORT)
 
 

@@ -35,7 +35,7 @@ class KafkaConfig:
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}.{name}"
 
-    def client_config(self) -> dict[str, object]:
+    def client_config(self) -> dict[str, str | int | float]:
         """librdkafka settings shared by every producer, consumer and admin client."""
         return {
             "bootstrap.servers": self.bootstrap_servers,

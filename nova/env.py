@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -70,7 +71,7 @@ def env_secret(name: str) -> str | None:
     return os.environ.get(name)
 
 
-def parse_database_url(name: str, url: str) -> dict[str, object]:
+def parse_database_url(name: str, url: str) -> dict[str, Any]:
     """postgres://user:password@host:port/dbname?options -> Django DATABASES entry."""
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"}:

@@ -71,12 +71,12 @@ def test_post_follow_engage_rank(stack: Stack) -> None:
     assert before[newer][0] < before[liked][0], f"without engagement the newer post ranks first: {before}"
 
     # 2. engagement through the API moves the older post up
-    sent = []
+    sent: list[str] = []
     for fan in fans:
         batch = [event(liked, "impression", position=1), event(liked, "click"), event(liked, "like"),
                  event(liked, "share"), event(newer, "impression", position=2)]
         send_events(stack, fan, batch)
-        sent += [e["event_id"] for e in batch]
+        sent += [str(e["event_id"]) for e in batch]
     started = time.monotonic()
     after = wait_for(lambda: (r := ranks(feed(stack, bob))) and r[liked][0] < r[newer][0] and r,
                      EVENT_TO_VISIBLE_BUDGET_SECONDS, "the engaged post to rank above the newer one",

@@ -10,6 +10,7 @@ events consumer, Celery worker and beat), real traffic through the API, then
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -108,6 +109,10 @@ class System:
         for name, process in self.processes.items():
             assert process.poll() is None, f"{name} exited {process.returncode}:\n{self.logs()}"
 
+    def alive_and_answers(self, port: int) -> bool:
+        self.check_alive()
+        return _answers(port)
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
                          for p in sorted(self.log_dir.glob("*.log")))
@@ -147,7 +152,7 @@ def system(cdc_ns: CdcNamespace, tmp_path: Path) -> Iterator[System]:  # noqa: F
         for name, command in procfile().items():
             running.start(name, command, env)
         for name, port in ports.items():
-            wait_until(lambda port=port: running.check_alive() or _answers(port), 90, 0.5,
+            wait_until(functools.partial(running.alive_and_answers, port), 90, 0.5,
                        message=f"{name}'s /metrics on {port}")
         yield running
     finally:

@@ -35,11 +35,11 @@ EXPORTERS = {"redis_memory_used_bytes", "redis_memory_max_bytes", "redis_evicted
 
 def declared() -> dict[str, str]:
     """Exported name -> type, of every metric monitoring/metrics.py declares."""
-    found = {}
+    found: dict[str, str] = {}
     for value in vars(metrics).values():
         if isinstance(value, MetricWrapperBase):
             name = value._name + ("_total" if value._type == "counter" else "")
-            found[name] = value._type
+            found[name] = str(value._type)
         elif isinstance(value, metrics.ScrapeTimeGauge):
             found[value.name] = "gauge"
     for name in (metrics.CONSUMER_GROUP_LAG, metrics.CDC_REPLICATION_SLOT_LAG_BYTES, metrics.PIPELINE_LAG_REPORT_AGE):

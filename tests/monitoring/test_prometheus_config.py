@@ -63,7 +63,8 @@ def test_promtool_rule_unit_tests_pass() -> None:
 
 def test_each_alert_has_a_unit_test_that_fires_and_one_that_stays_silent() -> None:
     tests = yaml.safe_load((PROMETHEUS / "tests/rules_test.yml").read_text())["tests"]
-    fires, silent = set(), set()
+    fires: set[str] = set()
+    silent: set[str] = set()
     for test in tests:
         for case in test.get("alert_rule_test", []):
             (fires if case["exp_alerts"] else silent).add(case["alertname"])
@@ -136,7 +137,7 @@ def test_warnings_are_inhibited_by_the_critical_alert_of_their_component_and_sec
     text = (PROMETHEUS / "alertmanager.yml").read_text()
     assert "routing_key_file:" in text and "slack_api_url_file:" in text
     assert not re.search(r"hooks\.slack\.com|routing_key:|api_url:", text)
-    components = {}
+    components: dict[str, set[str]] = {}
     for rule in (rule for rule in rules() if "alert" in rule):
         components.setdefault(rule["labels"]["component"], set()).add(rule["labels"]["severity"])
     # every component has a critical alert, which silences its warnings while it fires

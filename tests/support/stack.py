@@ -155,8 +155,8 @@ class Stack:
             "CELERY_WORKER_PROMETHEUS_DIR": str(self.workdir / "prometheus-worker"),
             **self.overrides,
         }
-        for command in (["migrate", "--noinput"], ["migrate_clickhouse"], ["ensure_topics"]):
-            self.manage(*command)
+        for step in (["migrate", "--noinput"], ["migrate_clickhouse"], ["ensure_topics"]):
+            self.manage(*step)
         for name, command in procfile().items():
             process = Process(name, command, self.env, self.workdir / f"{name}.log")
             self.processes[name] = process
