@@ -11,7 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 # --- consumers (pipeline/consumers/framework.py), labelled by consumer name
 CONSUMER_MESSAGES = Counter(
-    "consumer_messages_total", "Messages consumed, by outcome (written, dead_lettered).",
+    "consumer_messages_total", "Messages consumed, by outcome (written, dropped as duplicates, dead_lettered).",
     ["consumer", "outcome"],
 )
 CONSUMER_BATCH_DURATION = Histogram(

@@ -32,8 +32,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from monitoring import metrics
 from monitoring.histograms import observe_many
-from nova.clickhouse import server_version
-from pipeline.consumers.framework import InvalidMessage
+from nova.clickhouse import is_data_error, server_version
+from pipeline.consumers.framework import InvalidMessage, RowsRejected
 from pipeline.consumers.log_probe import PartitionProbe
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
@@ -240,8 +240,8 @@ class EventsHandler:
         self._maybe_crash("after-dedup", self._prepared)
         return DedupedBatch(rows, len(items) - len(rows), replays, time.monotonic() - started)
 
-    def write(self, batch: DedupedBatch | list[tuple]) -> None:
-        """Insert what `prepare` kept (a plain list of rows is prepared here first)."""
+    def write(self, batch: DedupedBatch | list[tuple]) -> int:
+        """Insert what `prepare` kept (a plain list of rows is prepared here first); returns the rows inserted."""
         if isinstance(batch, list):
             batch = self.prepare(batch)
         started = time.monotonic()
@@ -255,6 +255,7 @@ class EventsHandler:
         now_ms = time.time() * 1000
         observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in batch.rows])
         metrics.EVENTS_PROCESSING_DURATION.observe(batch.dedup_seconds + time.monotonic() - started)
+        return len(batch.rows)
 
     def _maybe_crash(self, point: str, batch: int) -> None:
         if self.crash_at is not None and self.crash_at == CrashPoint(point, batch):
@@ -269,8 +270,10 @@ class EventsHandler:
                 self._use_token = server_version(self.clickhouse) >= DEDUP_TOKEN_MIN_VERSION
             settings = {"insert_deduplication_token": insert_token(topic, rows)} if self._use_token else {}
             self.clickhouse.execute(INSERT_SQL, rows, settings=settings)
-        except Exception:
+        except Exception as exc:
             metrics.CLICKHOUSE_INSERT_ERRORS.labels("events").inc()
+            if is_data_error(exc):
+                raise RowsRejected(str(exc)) from exc
             raise
 
     # -------------------------------------------------------------- assignment

@@ -9,14 +9,20 @@ a handler that knows its messages and its sink. The runner owns Kafka:
    (or any exception: decode is pure, so an exception there is bad input)
    puts it on the dead-letter list;
 3. when the batch is full or old enough, flush it:
-   a. `handler.write(items)`: retried with backoff until it succeeds (an
-      outage of the sink never dead-letters good data);
-   b. produce the dead letters and wait until the broker acknowledged them;
+   a. produce the dead letters and wait until the broker acknowledged them
+      (before the write: a crash after the write would otherwise lose them,
+      as the next start seeks past the written offsets);
+   b. `handler.write(items)`: retried with backoff until it succeeds (an
+      outage of the sink never dead-letters good data); if the sink refuses
+      rows for what they hold (`RowsRejected`), the batch is halved until the
+      refused rows stand alone: those are dead-lettered with the sink's
+      message, the rest is written, in offset order;
    c. commit the batch's offsets, synchronously;
    an optional `handler.prepare(items)` runs first on a prepare thread, a and
    b on a writer thread, while the next batch is polled and decoded (at most
-   two batches in flight, prepared and written in order); c runs on the
-   consumer's thread once a and b returned;
+   two batches in flight, prepared and written in order; a batch is not
+   written if the one before it gave up); c runs on the consumer's thread
+   once a and b returned;
 4. every 30 s, `handler.check_sources` (optional) may report
    partitions whose log was replaced (topic recreated) and where to restart;
 5. on revoke, flush before the partitions go; if that fails, drop the batch
@@ -60,12 +66,23 @@ class DeadLetterFlood(Exception):
     """Too many invalid messages: stop rather than drain a topic into the DLQ."""
 
 
+class RowsRejected(Exception):
+    """Raised by `handler.write`: the sink refused these rows for what they hold.
+
+    Not an outage: the same rows would fail the same way for ever. The runner
+    splits the batch to find the refused rows and dead-letters them with this
+    message. Anything else a write raises is taken for an outage and retried.
+    """
+
+
 class Handler(Protocol[T]):
     def decode(self, message: Message) -> T:
         """Turn one message into an item, or raise InvalidMessage. No I/O."""
 
-    def write(self, items: list[T]) -> None:
-        """Write a batch to the sink; raise on infrastructure failure (retried).
+    def write(self, items: list[T]) -> int | None:
+        """Write a batch to the sink; raise on infrastructure failure (retried),
+        RowsRejected when the sink refuses the rows themselves. Returns how many
+        rows it wrote (None: all; fewer when it drops duplicates).
 
         A handler may also define `prepare(items)`, run on the prepare thread
         (retried the same way) while the previous batch is still being written;
@@ -124,10 +141,13 @@ class RunnerOptions:
 @dataclass
 class _Batch(Generic[T]):
     items: list[T] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)  # the message of each item (to dead-letter it)
     dead_letters: list[tuple[Message, str]] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dead_lettered: int = 0  # already acknowledged by the DLQ (a retried flush sends none twice)
     prepared: Any = None  # what `handler.prepare(items)` returned (else the items): what `write` gets
+    written: int = 0  # rows the sink took (items minus dropped duplicates and rejected rows)
+    rejected: int = 0  # items the sink refused, dead-lettered
     size: int = 0
     started: float = 0.0
 
@@ -263,6 +283,7 @@ class ConsumerRunner(Generic[T]):
             self._batch.add(message)
             try:
                 self._batch.items.append(self.handler.decode(message))
+                self._batch.messages.append(message)
                 self._consecutive_invalid = 0
             except Exception as exc:  # decode is pure: any failure is bad input
                 reason = str(exc) if isinstance(exc, InvalidMessage) else f"{type(exc).__name__}: {exc}"
@@ -313,8 +334,9 @@ class ConsumerRunner(Generic[T]):
             if not self._finish_oldest(attempts):
                 return False
         self._batch = _Batch()
+        previous = self._in_flight[-1][2] if self._in_flight else None
         prepared = self._preparer.submit(self._prepare, batch, attempts)
-        written = self._writer.submit(self._write_prepared, batch, prepared, attempts)
+        written = self._writer.submit(self._write_prepared, batch, prepared, previous, attempts)
         self._in_flight.append((batch, time.monotonic(), written))
         return self._finish_in_flight(attempts) if wait else True
 
@@ -331,16 +353,54 @@ class ConsumerRunner(Generic[T]):
 
         return not batch.items or self._retry(run, "prepare", attempts)
 
-    def _write_prepared(self, batch: _Batch[T], prepared: Future[bool], attempts: int | None) -> bool:
+    def _write_prepared(self, batch: _Batch[T], prepared: Future[bool], previous: Future[bool] | None,
+                        attempts: int | None) -> bool:
+        # a batch that gave up leaves its offsets unwritten: writing the one
+        # behind it would move the sink's offsets past them, and the next start
+        # (which seeks past the sink's offsets) would never read them again
+        if previous is not None and not previous.result():
+            return False
         return prepared.result() and self._write_batch(batch, attempts)
 
     def _write_batch(self, batch: _Batch[T], attempts: int | None) -> bool:
-        """The sink's part of a flush (the writer thread): write, then dead letters."""
-        if batch.items and not self._retry(lambda: self.handler.write(batch.prepared), "write", attempts):
+        """The sink's part of a flush (the writer thread): dead letters, then the write."""
+        if not self._dead_letter(batch, attempts):
             return False
-        if batch.dead_letters and not self._retry(lambda: self._send_dead_letters(batch), "dead-letter", attempts):
-            return False
-        return True
+        return not batch.items or self._write_span(batch, 0, len(batch.items), attempts)
+
+    def _write_span(self, batch: _Batch[T], start: int, end: int, attempts: int | None) -> bool:
+        """Write items[start:end]; if the sink refuses them, halve until the refused rows stand alone.
+
+        Halves are written in order, so each partition's offsets are written
+        or dead-lettered from low to high (the sink's offsets never pass a row
+        that is neither). A span is prepared again (events: its marks are the
+        span's own, a replay) unless it is the whole batch.
+        """
+        def write() -> None:
+            whole = start == 0 and end == len(batch.items)
+            payload = batch.prepared if whole else self._prepared_items(batch.items[start:end])
+            written = self.handler.write(payload)
+            batch.written += end - start if written is None else written
+
+        try:
+            return self._retry(write, "write", attempts, passes=RowsRejected)
+        except RowsRejected as exc:
+            if end - start > 1:
+                middle = (start + end) // 2
+                return (self._write_span(batch, start, middle, attempts)
+                        and self._write_span(batch, middle, end, attempts))
+            dead_letter = (batch.messages[start], f"rejected by the sink: {exc}")
+            self._check_dead_letter_ratio(batch, dead_letter)
+            batch.rejected += 1
+            batch.dead_letters.append(dead_letter)
+            return self._dead_letter(batch, attempts)
+
+    def _prepared_items(self, items: list[T]) -> Any:
+        prepare = getattr(self.handler, "prepare", None)
+        return items if prepare is None else prepare(items)
+
+    def _dead_letter(self, batch: _Batch[T], attempts: int | None) -> bool:
+        return not batch.dead_letters or self._retry(lambda: self._send_dead_letters(batch), "dead-letter", attempts)
 
     def _finish_in_flight(self, attempts: int | None = None, block: bool = True) -> bool:
         """Commit the batches in flight whose writes returned, oldest first (all of
@@ -367,22 +427,28 @@ class ConsumerRunner(Generic[T]):
 
     def _batch_done(self, batch: _Batch[T], started: float) -> None:
         name = self.spec.name
-        metrics.CONSUMER_MESSAGES.labels(name, "written").inc(len(batch.items))
+        metrics.CONSUMER_MESSAGES.labels(name, "written").inc(batch.written)
+        # duplicates the handler dropped (events: client retries)
+        metrics.CONSUMER_MESSAGES.labels(name, "dropped").inc(len(batch.items) - batch.written - batch.rejected)
         metrics.CONSUMER_MESSAGES.labels(name, "dead_lettered").inc(batch.dead_letter_count)
         metrics.CONSUMER_BATCH_SIZE.labels(name).observe(batch.size)
         metrics.CONSUMER_BATCH_DURATION.labels(name).observe(time.monotonic() - started)
 
-    def _check_dead_letter_ratio(self, batch: _Batch[T]) -> None:
-        invalid = len(batch.dead_letters)
+    def _check_dead_letter_ratio(self, batch: _Batch[T], rejected: tuple[Message, str] | None = None) -> None:
+        """Raise DeadLetterFlood if the batch's dead letters (with one more row the sink `rejected`) are too many."""
+        invalid = batch.dead_letter_count + (rejected is not None)
         if batch.size >= self.options.dlq_ratio_min_batch and invalid > self.options.dlq_max_ratio * batch.size:
-            first, reason = batch.dead_letters[0]
+            first, reason = batch.dead_letters[0] if batch.dead_letters else rejected
             raise DeadLetterFlood(
                 f"{self.spec.name}: {invalid} of {batch.size} messages in one batch are invalid "
                 f"(> {self.options.dlq_max_ratio:.0%}; first at {first.topic()}[{first.partition()}]@{first.offset()}: "
                 f"{reason}); stopping instead of draining the topic into the DLQ"
             )
 
-    def _retry(self, action: Callable[[], None], what: str, attempts: int | None) -> bool:
+    def _retry(self, action: Callable[[], None], what: str, attempts: int | None,
+               passes: type[Exception] | None = None) -> bool:
+        """Run `action` until it succeeds; False if attempts ran out or a stop came.
+        `passes`: an exception that is no failure of the sink, raised to the caller."""
         delay = self.options.retry_initial_seconds
         attempt = 0
         while True:
@@ -390,7 +456,9 @@ class ConsumerRunner(Generic[T]):
             try:
                 action()
                 return True
-            except Exception:
+            except Exception as exc:
+                if passes is not None and isinstance(exc, passes):
+                    raise
                 metrics.CONSUMER_WRITE_ERRORS.labels(self.spec.name).inc()
                 logger.exception("%s: %s failed (attempt %d); retrying in %.1fs", self.spec.name, what, attempt, delay)
                 if self.stop_requested or (attempts is not None and attempt >= attempts):

@@ -273,6 +273,26 @@ def wait_until_caught_up(topics: EventTopics, clickhouse: Any, timeout: float) -
         time.sleep(0.5)
 
 
+def dead_letters(topics: EventTopics) -> list[Any]:
+    """Every message in the test's DLQ (up to each partition's end), by source offset."""
+    metadata = admin_client(topics.kafka).list_topics(topics.dlq, timeout=10)
+    reader = Consumer({**topics.kafka.client_config(), "group.id": f"{topics.group}-dlq-reader",
+                       "enable.auto.commit": False})
+    try:
+        ends = {p: reader.get_watermark_offsets(TopicPartition(topics.dlq, p), timeout=10)[1]
+                for p in metadata.topics[topics.dlq].partitions}
+        reader.assign([TopicPartition(topics.dlq, p, 0) for p, end in ends.items() if end])
+        got: list[Any] = []
+        deadline = time.monotonic() + 20
+        while len(got) < sum(ends.values()):
+            assert time.monotonic() < deadline, f"read {len(got)} of {sum(ends.values())} dead letters"
+            got.extend(m for m in reader.consume(100, 0.5) if m.error() is None)
+    finally:
+        reader.close()
+    return sorted(got, key=lambda m: (int(dict(m.headers())["source_partition"]),
+                                      int(dict(m.headers())["source_offset"])))
+
+
 def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
     while True:
