@@ -9,7 +9,10 @@ Per batch (the framework commits offsets only after `write` returns):
    inserted again (on its own thread, while the previous batch is inserted);
 3. `write` inserts the rows (with an insert_deduplication_token where the
    server has it); the materialized views then add each event to the
-   aggregates once.
+   aggregates once. A retry of an insert whose outcome is unknown (a timeout
+   after the server may have taken the block) first reads the partitions'
+   offsets in ClickHouse and inserts only the rows above them; a value
+   ClickHouse refuses raises RowsRejected (the runner isolates the row).
 On assignment, `seek_positions` starts each partition past the highest offset
 ClickHouse holds for it, so a crash between insert and commit never inserts a
 message twice; if the message at that offset is no longer in the partition (or
@@ -109,7 +112,7 @@ def insert_token(topic: str, rows: list[tuple]) -> str:
     return topic + "|" + ";".join(f"g{g}p{p}:{a}-{b}" for (g, p), (a, b) in sorted(ranges.items()))
 
 
-@dataclass(frozen=True)
+@dataclass
 class DedupedBatch:
     """A batch after the dedup marks: the rows to insert and what was dropped."""
 
@@ -117,6 +120,7 @@ class DedupedBatch:
     retries: int
     replays: int
     dedup_seconds: float
+    attempted: bool = False  # an insert of it was tried: a retry must first ask ClickHouse what landed
 
 
 @dataclass(frozen=True)
@@ -246,8 +250,10 @@ class EventsHandler:
             batch = self.prepare(batch)
         started = time.monotonic()
         self._writes += 1
-        if batch.rows:
-            self._insert(batch.rows[0][_TOPIC], batch.rows)
+        rows = self._not_in_sink(batch.rows) if batch.attempted else batch.rows
+        batch.attempted = True
+        if rows:
+            self._insert(rows[0][_TOPIC], rows)
         self._maybe_crash("after-insert", self._writes)
         # counted after the insert: a failed attempt is retried and recounted
         metrics.DEDUP_DUPLICATES.inc(batch.retries)
@@ -256,6 +262,24 @@ class EventsHandler:
         observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in batch.rows])
         metrics.EVENTS_PROCESSING_DURATION.observe(batch.dedup_seconds + time.monotonic() - started)
         return len(batch.rows)
+
+    def _not_in_sink(self, rows: list[tuple]) -> list[tuple]:
+        """The rows of a batch whose earlier insert failed that ClickHouse does not hold.
+
+        An insert that failed on a client timeout (or a view after the base
+        table took the block) may have landed: inserting it again would count
+        its events twice. Each partition is written in offset order, so a row
+        at or below the partition's highest offset in the sink is there.
+        """
+        if not rows:
+            return rows
+        held = {(partition, generation): offset for partition, generation, offset
+                in self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": rows[0][_TOPIC]})}
+        missing = [row for row in rows if row[_OFFSET] > held.get((row[_PARTITION], row[_GENERATION]), -1)]
+        if len(missing) < len(rows):
+            logger.warning("events: %d of %d rows of a retried insert are already in ClickHouse: not inserted again",
+                           len(rows) - len(missing), len(rows))
+        return missing
 
     def _maybe_crash(self, point: str, batch: int) -> None:
         if self.crash_at is not None and self.crash_at == CrashPoint(point, batch):

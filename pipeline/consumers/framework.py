@@ -27,6 +27,11 @@ a handler that knows its messages and its sink. The runner owns Kafka:
    partitions whose log was replaced (topic recreated) and where to restart;
 5. on revoke, flush before the partitions go; if that fails, drop the batch
    uncommitted (the next owner re-reads it: sinks are replay-safe);
+   on a lost assignment (evicted: frozen past the session timeout, or no poll
+   for max.poll.interval.ms), another member already owns the partitions and
+   writes from the sink's position: abandon everything unwritten, the batch
+   being built and those in flight (a write checks its batch was handed over
+   under the current assignment), instead of writing it a second time;
 6. on SIGTERM/SIGINT, stop polling, flush once, close.
 
 Offsets are committed only in step 3c (`enable.auto.commit=false`,
@@ -64,6 +69,10 @@ class InvalidMessage(Exception):
 
 class DeadLetterFlood(Exception):
     """Too many invalid messages: stop rather than drain a topic into the DLQ."""
+
+
+class _Fenced(Exception):
+    """The batch was handed over before the member lost its partitions: never write it."""
 
 
 class RowsRejected(Exception):
@@ -148,6 +157,7 @@ class _Batch(Generic[T]):
     prepared: Any = None  # what `handler.prepare(items)` returned (else the items): what `write` gets
     written: int = 0  # rows the sink took (items minus dropped duplicates and rejected rows)
     rejected: int = 0  # items the sink refused, dead-lettered
+    epoch: int = 0  # the runner's assignment epoch when the batch was handed to the writer
     size: int = 0
     started: float = 0.0
 
@@ -210,6 +220,9 @@ class ConsumerRunner(Generic[T]):
         self._in_flight: deque[tuple[_Batch[T], float, Future[bool]]] = deque()
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-prepare")
         self._write_gave_up = False
+        # goes up when the assignment is lost: batches of an older epoch are not written
+        self._epoch = 0
+        self._abandoned: list[Future[bool]] = []  # writes of a lost assignment, maybe still running
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-writer")
         self._last_lag_check = 0.0
         self._last_source_check = time.monotonic()
@@ -236,7 +249,8 @@ class ConsumerRunner(Generic[T]):
     def run(self, max_seconds: float | None = None) -> None:
         """Consume until stopped (SIGTERM/SIGINT, `stop()`, or max_seconds)."""
         self._deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        self.consumer.subscribe(self.spec.topics(self.kafka), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(self.spec.topics(self.kafka), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
         try:
             while not self.stop_requested:
                 self.poll_step()
@@ -334,6 +348,7 @@ class ConsumerRunner(Generic[T]):
             if not self._finish_oldest(attempts):
                 return False
         self._batch = _Batch()
+        batch.epoch = self._epoch
         previous = self._in_flight[-1][2] if self._in_flight else None
         prepared = self._preparer.submit(self._prepare, batch, attempts)
         written = self._writer.submit(self._write_prepared, batch, prepared, previous, attempts)
@@ -364,9 +379,13 @@ class ConsumerRunner(Generic[T]):
 
     def _write_batch(self, batch: _Batch[T], attempts: int | None) -> bool:
         """The sink's part of a flush (the writer thread): dead letters, then the write."""
-        if not self._dead_letter(batch, attempts):
+        try:
+            if not self._dead_letter(batch, attempts):
+                return False
+            return not batch.items or self._write_span(batch, 0, len(batch.items), attempts)
+        except _Fenced:
+            logger.warning("%s: assignment lost; a batch of %d messages is left unwritten", self.spec.name, batch.size)
             return False
-        return not batch.items or self._write_span(batch, 0, len(batch.items), attempts)
 
     def _write_span(self, batch: _Batch[T], start: int, end: int, attempts: int | None) -> bool:
         """Write items[start:end]; if the sink refuses them, halve until the refused rows stand alone.
@@ -376,14 +395,18 @@ class ConsumerRunner(Generic[T]):
         that is neither). A span is prepared again (events: its marks are the
         span's own, a replay) unless it is the whole batch.
         """
+        payload: list[Any] = []  # prepared once: a retry passes the same object (events: it knows it was tried)
+
         def write() -> None:
-            whole = start == 0 and end == len(batch.items)
-            payload = batch.prepared if whole else self._prepared_items(batch.items[start:end])
-            written = self.handler.write(payload)
+            self._check_owner(batch)
+            if not payload:
+                whole = start == 0 and end == len(batch.items)
+                payload.append(batch.prepared if whole else self._prepared_items(batch.items[start:end]))
+            written = self.handler.write(payload[0])
             batch.written += end - start if written is None else written
 
         try:
-            return self._retry(write, "write", attempts, passes=RowsRejected)
+            return self._retry(write, "write", attempts, passes=(RowsRejected, _Fenced))
         except RowsRejected as exc:
             if end - start > 1:
                 middle = (start + end) // 2
@@ -400,7 +423,16 @@ class ConsumerRunner(Generic[T]):
         return items if prepare is None else prepare(items)
 
     def _dead_letter(self, batch: _Batch[T], attempts: int | None) -> bool:
-        return not batch.dead_letters or self._retry(lambda: self._send_dead_letters(batch), "dead-letter", attempts)
+        def send() -> None:
+            self._check_owner(batch)
+            self._send_dead_letters(batch)
+
+        return not batch.dead_letters or self._retry(send, "dead-letter", attempts, passes=_Fenced)
+
+    def _check_owner(self, batch: _Batch[T]) -> None:
+        """Before each attempt: raise _Fenced if the assignment the batch was read under is lost."""
+        if batch.epoch != self._epoch:
+            raise _Fenced()
 
     def _finish_in_flight(self, attempts: int | None = None, block: bool = True) -> bool:
         """Commit the batches in flight whose writes returned, oldest first (all of
@@ -446,9 +478,9 @@ class ConsumerRunner(Generic[T]):
             )
 
     def _retry(self, action: Callable[[], None], what: str, attempts: int | None,
-               passes: type[Exception] | None = None) -> bool:
+               passes: tuple[type[Exception], ...] = ()) -> bool:
         """Run `action` until it succeeds; False if attempts ran out or a stop came.
-        `passes`: an exception that is no failure of the sink, raised to the caller."""
+        `passes`: exceptions that are no failure of the sink, raised to the caller."""
         delay = self.options.retry_initial_seconds
         attempt = 0
         while True:
@@ -457,7 +489,7 @@ class ConsumerRunner(Generic[T]):
                 action()
                 return True
             except Exception as exc:
-                if passes is not None and isinstance(exc, passes):
+                if isinstance(exc, passes):
                     raise
                 metrics.CONSUMER_WRITE_ERRORS.labels(self.spec.name).inc()
                 logger.exception("%s: %s failed (attempt %d); retrying in %.1fs", self.spec.name, what, attempt, delay)
@@ -506,6 +538,9 @@ class ConsumerRunner(Generic[T]):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # the handler's seek reads its sink: nothing of ours may still be writing to it
         self._finish_in_flight(self.options.revoke_flush_attempts)
+        for abandoned in self._abandoned:
+            abandoned.exception()  # waits; an insert already under way when the loss came ends first
+        self._abandoned = []
         seek = getattr(self.handler, "seek_positions", None)
         if seek is None:
             return
@@ -525,12 +560,29 @@ class ConsumerRunner(Generic[T]):
             # eager rebalancing: every partition goes, and the next assignment
             # starts from committed (or sink) offsets, behind anything dropped
             self._write_gave_up = False
-        for topic, partition in revoked:
+        self._forget_lag(revoked)
+        logger.info("%s: revoked %s", self.spec.name, sorted(revoked))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Evicted: the partitions may already be another member's, which writes from the sink's
+        position. Writing (or committing) our unwritten batches now would write them twice."""
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._epoch += 1
+        dropped = self._batch.size + sum(batch.size for batch, _started, _written in self._in_flight)
+        self._abandoned += [written for _batch, _started, written in self._in_flight]
+        self._in_flight.clear()
+        self._batch = _Batch()
+        self._write_gave_up = False
+        self._forget_lag(lost)
+        logger.warning("%s: assignment LOST %s: %d messages read and not yet written are abandoned (the next "
+                       "owner reads them)", self.spec.name, sorted(lost), dropped)
+
+    def _forget_lag(self, partitions: set[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
             try:
                 metrics.CONSUMER_LAG.remove(self.spec.name, topic, str(partition))
             except KeyError:
                 pass
-        logger.info("%s: revoked %s", self.spec.name, sorted(revoked))
 
     # ------------------------------------------------------------------ sources
     def check_sources(self) -> None:

@@ -167,3 +167,31 @@ def test_dead_letters_are_acknowledged_before_their_batch_is_inserted(topics, co
 
     assert check_sink(clickhouse, topics.events, good).ok
     assert [m.value() for m in dead_letters(topics)] == [b"{not json"]
+
+
+def test_a_retried_insert_that_had_landed_is_not_inserted_twice(topics, clickhouse):
+    """An insert whose outcome is unknown (client timeout after the server took the
+    block) is retried with the same prepared batch: the retry asks ClickHouse first."""
+    from django.test import override_settings
+
+    plan = plan_events(40, retry_ratio=0.0, seed=7)
+    rows = [message_to_row(value, topics.events, 0, offset, 0) for offset, (_k, value) in enumerate(plan.messages)]
+    with override_settings(KAFKA=topics.kafka, EVENTS_CONSUMER_GROUP=topics.group):
+        handler = build_events_handler()
+    try:
+        first = handler.prepare(rows[:30])
+        assert handler.write(first) == 30  # landed, but say the client never heard back
+        retried = handler.prepare(rows)  # a replay: the marks are its own
+        retried.attempted = True
+        # inserts only the 10 rows above the sink's offset; all 40 count as written
+        # (the first attempt raised, so nothing counted them)
+        assert handler.write(retried) == 40
+        report = check_sink(clickhouse, topics.events, plan)
+        assert report.ok, report
+
+        # negative control: the same retry without the check counts 30 events twice
+        again = handler.prepare(rows[:30])
+        handler.write(again)
+        assert check_sink(clickhouse, topics.events, plan).aggregate_excess == 30
+    finally:
+        handler.probe.close()
