@@ -78,26 +78,31 @@ def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int
 
 
 def start_position(sink: tuple[int, int] | None, sink_message_in_log: bool, committed: int,
-                   end: int) -> tuple[int, int, bool]:
+                   end: int, committed_generation: int | None = None) -> tuple[int, int, bool]:
     """(generation, start offset, topic recreated?) for one partition on assignment.
 
     `sink` is (generation, max offset) from ClickHouse; `sink_message_in_log`
     says whether the message at that offset is still in the partition and is
     the one ClickHouse holds; `committed` is the group's committed offset
-    (< 0: none), `end` the partition's exact end (last offset + 1).
+    (< 0: none), `committed_generation` the generation the commit names in
+    its metadata (None: a commit from before generations were committed),
+    `end` the partition's exact end (last offset + 1).
 
     If the sink's last message is gone from the log, the topic was recreated
     (or the broker restarted and lost it): the sink's offsets say nothing about
     the new log, which is read from its start as a new generation. Otherwise
     start past the sink, or past the commit when that is further (batches of
-    only client retries or dead letters commit without inserting).
+    only client retries or dead letters commit without inserting), unless the
+    commit is of another generation: its offset is in another log.
     """
     committed_valid = 0 <= committed <= end
     if sink is None:
-        return 0, committed if committed_valid else OFFSET_BEGINNING, False
+        generation = committed_generation or 0
+        return generation, committed if committed_valid else OFFSET_BEGINNING, False
     generation, max_offset = sink
     if not sink_message_in_log:
         return generation + 1, OFFSET_BEGINNING, True
+    committed_valid &= committed_generation in (None, generation)
     return generation, max(max_offset + 1, committed if committed_valid else 0), False
 
 
@@ -110,6 +115,17 @@ def insert_token(topic: str, rows: list[tuple]) -> str:
         span[0] = min(span[0], row[_OFFSET])
         span[1] = max(span[1], row[_OFFSET])
     return topic + "|" + ";".join(f"g{g}p{p}:{a}-{b}" for (g, p), (a, b) in sorted(ranges.items()))
+
+
+def commit_metadata(generation: int) -> str:
+    """What a commit of a partition says beside its offset: the log (generation) the offset is in."""
+    return f"generation={generation}"
+
+
+def commit_generation(metadata: str | None) -> int | None:
+    """The generation a commit names (None: a commit without one, from an older consumer)."""
+    name, _, value = (metadata or "").partition("=")
+    return int(value) if name == "generation" and value.isdigit() else None
 
 
 @dataclass
@@ -166,8 +182,12 @@ class EventsHandler:
         self._writes = 0
         self._generation: dict[tuple[str, int], int] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
-        # the last valid message per partition: (offset, event_id), for check_sources
-        self._last_event: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}
+        # per partition, a message known to belong to the log being read: (offset,
+        # event_id), for check_sources. The sink's last message when the assignment
+        # was verified, else the first one decoded; never a later one: a recreated
+        # log that grew past our position would then be checked against itself
+        self._anchor: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}
+        self._last_event: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}  # the last decoded
         self._use_token: bool | None = None
 
     # -------------------------------------------------------------- decode
@@ -185,20 +205,23 @@ class EventsHandler:
         except ValueError as exc:
             raise InvalidMessage(str(exc)) from exc
         self._last_event[key] = (offset, row[0])
+        if key not in self._anchor:
+            self._anchor[key] = (offset, row[0])
         return row
 
     def check_sources(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Is the last message we read still in its partition? If not, the topic was recreated.
+        """Is the anchor (a message of the log we read) still in its partition? If not, the topic was recreated.
 
         Returns {(topic, partition): offset to restart from} for recreated ones.
         A probe failure is logged and retried at the next check: guessing
         "recreated" on a timeout would re-read a healthy log as a new generation.
         """
         restart: dict[tuple[str, int], int] = {}
-        for key in [key for key in self._last_event if key not in assigned]:
-            del self._last_event[key]
+        for key in [key for key in self._anchor if key not in assigned]:
+            del self._anchor[key]
         with self.probe:
-            for (topic, partition), (offset, event_id) in list(self._last_event.items()):
+            for (topic, partition), (offset, event_id) in list(self._anchor.items()):
+                key = (topic, partition)
                 try:
                     message = self.probe.message_at(topic, partition, offset)
                     same = message is not None and _event_id(message.value()) == event_id
@@ -206,14 +229,21 @@ class EventsHandler:
                 except (KafkaException, TimeoutError) as exc:
                     logger.warning("events: could not check %s[%d]: %s", topic, partition, exc)
                     continue
-                if not same:
-                    key = (topic, partition)
+                if not same and message is None and low > offset and key in self._last_event:
+                    # retention removed the anchor (a new log starts again below it)
+                    self._anchor[key] = self._last_event[key]
+                elif not same:
                     self._topic_recreated(topic, partition, f"offset {offset} no longer holds event {event_id}")
                     self._last_offset.pop(key, None)
                     restart[key] = low
         return restart
 
+    def commit_metadata(self, topic: str, partition: int) -> str:
+        """Committed with the partition's offset (runner's hook): a start ignores a commit of another log."""
+        return commit_metadata(self._generation.get((topic, partition), 0))
+
     def _topic_recreated(self, topic: str, partition: int, why: str) -> None:
+        self._anchor.pop((topic, partition), None)
         self._last_event.pop((topic, partition), None)
         key = (topic, partition)
         self._generation[key] = self._generation.get(key, 0) + 1
@@ -313,7 +343,8 @@ class EventsHandler:
            say so loudly and read the new log from its start as a new generation.
         """
         positions: dict[tuple[str, int], int] = {}
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=10)}
+        committed = {(tp.topic, tp.partition): (tp.offset, commit_generation(tp.metadata))
+                     for tp in consumer.committed(partitions, timeout=10)}
         with self.probe:
             for topic in sorted({tp.topic for tp in partitions}):
                 sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
@@ -321,10 +352,12 @@ class EventsHandler:
                     key = (topic, tp.partition)
                     self._last_offset.pop(key, None)
                     self._last_event.pop(key, None)
+                    self._anchor.pop(key, None)
                     low, end = self.probe.end_offset(topic, tp.partition)
                     held = sink.get(tp.partition)
                     in_log = held is not None and self._sink_message_in_log(topic, tp.partition, held, low, end)
-                    generation, position, recreated = start_position(held, in_log, committed.get(key, -1), end)
+                    offset, offset_generation = committed.get(key, (-1, None))
+                    generation, position, recreated = start_position(held, in_log, offset, end, offset_generation)
                     if recreated:
                         assert held is not None
                         self._generation[key] = generation - 1
@@ -353,7 +386,10 @@ class EventsHandler:
             "user_id": row[ROW_COLUMNS.index("user_id")], "ts": row[ROW_COLUMNS.index("ts")], "event_id": str(row[0]),
             "topic": topic, "partition": partition, "offset": max_offset, "generation": generation,
         })
-        return bool(found and found[0][0])
+        if found and found[0][0]:
+            self._anchor[(topic, partition)] = (max_offset, row[0])  # what check_sources checks from now on
+            return True
+        return False
 
 
 def build_events_handler(*, sink_seek: bool = True, mark_identity: bool = True,

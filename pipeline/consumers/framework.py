@@ -17,7 +17,9 @@ a handler that knows its messages and its sink. The runner owns Kafka:
       rows for what they hold (`RowsRejected`), the batch is halved until the
       refused rows stand alone: those are dead-lettered with the sink's
       message, the rest is written, in offset order;
-   c. commit the batch's offsets, synchronously;
+   c. commit the batch's offsets, synchronously, with what the optional
+      `handler.commit_metadata(topic, partition)` said when the batch was
+      handed over (events: the topic generation the offsets belong to);
    an optional `handler.prepare(items)` runs first on a prepare thread, a and
    b on a writer thread, while the next batch is polled and decoded (at most
    two batches in flight, prepared and written in order; a batch is not
@@ -153,6 +155,7 @@ class _Batch(Generic[T]):
     messages: list[Message] = field(default_factory=list)  # the message of each item (to dead-letter it)
     dead_letters: list[tuple[Message, str]] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    commit_metadata: dict[tuple[str, int], str] = field(default_factory=dict)  # from `handler.commit_metadata`
     dead_lettered: int = 0  # already acknowledged by the DLQ (a retried flush sends none twice)
     prepared: Any = None  # what `handler.prepare(items)` returned (else the items): what `write` gets
     written: int = 0  # rows the sink took (items minus dropped duplicates and rejected rows)
@@ -339,6 +342,7 @@ class ConsumerRunner(Generic[T]):
             if not self._finish_in_flight(attempts) or not self._prepare(batch, attempts):
                 return False
             self._batch = _Batch()
+            self._hand_over(batch)
             self._commit(batch)
             if not self._write_batch(batch, attempts):
                 return False
@@ -348,12 +352,19 @@ class ConsumerRunner(Generic[T]):
             if not self._finish_oldest(attempts):
                 return False
         self._batch = _Batch()
-        batch.epoch = self._epoch
+        self._hand_over(batch)
         previous = self._in_flight[-1][2] if self._in_flight else None
         prepared = self._preparer.submit(self._prepare, batch, attempts)
         written = self._writer.submit(self._write_prepared, batch, prepared, previous, attempts)
         self._in_flight.append((batch, time.monotonic(), written))
         return self._finish_in_flight(attempts) if wait else True
+
+    def _hand_over(self, batch: _Batch[T]) -> None:
+        """On the consumer's thread, as the batch leaves it: what its commit will say."""
+        batch.epoch = self._epoch
+        metadata = getattr(self.handler, "commit_metadata", None)
+        if metadata is not None:
+            batch.commit_metadata = {key: metadata(*key) for key in batch.next_offsets}
 
     def _prepare(self, batch: _Batch[T], attempts: int | None) -> bool:
         prepare = getattr(self.handler, "prepare", None)
@@ -523,7 +534,8 @@ class ConsumerRunner(Generic[T]):
         batch.dead_letters = []
 
     def _commit(self, batch: _Batch[T]) -> None:
-        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in batch.next_offsets.items()]
+        offsets = [TopicPartition(topic, partition, offset, batch.commit_metadata.get((topic, partition), ""))
+                   for (topic, partition), offset in batch.next_offsets.items()]
         if not offsets:
             return
         try:

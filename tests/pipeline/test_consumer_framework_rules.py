@@ -1,5 +1,5 @@
-"""The runner's fencing rule, without a broker: batches are put together by hand
-(the Kafka client is built but never asked anything) and the sink is a list
+"""The runner's fencing rule and what it commits, without a broker: batches are put together by hand
+(the Kafka client is built but never asked anything; commits go to a recorder) and the sink is a list
 whose writes can be held at a gate, so the test decides what is in flight when
 the assignment is lost."""
 
@@ -29,6 +29,20 @@ class FakeMessage:
         return self._offset
 
 
+class CommitRecorder:
+    """Stands in for the Kafka client where the runner commits (there is no broker)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.commits: list[list[tuple[str, int, int, str]]] = []
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.commits.append([(tp.topic, tp.partition, tp.offset, tp.metadata) for tp in offsets])
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class GatedSink:
     """write() appends; the first write waits at `gate` (it is under way when the test acts)."""
 
@@ -39,6 +53,9 @@ class GatedSink:
 
     def decode(self, message: FakeMessage) -> int:
         return message.offset()
+
+    def commit_metadata(self, topic: str, partition: int) -> str:
+        return f"generation={partition + 7}"
 
     def write(self, items: list[int]) -> None:
         if not self.first_write_started.is_set():
@@ -78,7 +95,8 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
 
         runner._on_lost(runner.consumer, [TopicPartition(TOPIC, 0)])
         sink.gate.set()
-        runner._on_assign(runner.consumer, [])  # waits for the abandoned writes to end
+        runner._on_assign(runner.consumer, [])
+        runner.consumer = CommitRecorder(runner.consumer)  # waits for the abandoned writes to end
 
         # batch 1's insert was already under way (no client can take it back); 2 and 3 are not written
         assert sink.written == [list(range(0, 10))]
@@ -87,9 +105,10 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
 
         # the new assignment's batches are written as usual
         _read(runner, range(30, 33))
-        runner._commit = lambda batch: None  # no broker to commit to
         assert runner.flush()
         assert sink.written == [list(range(0, 10)), [30, 31, 32]]
+        # committed with what the handler says of the partition (events: its topic generation)
+        assert runner.consumer.commits == [[(TOPIC, 0, 33, "generation=7")]]
     finally:
         sink.gate.set()
         runner._writer.shutdown(wait=True)

@@ -74,6 +74,7 @@ def test_events_land_with_their_source_offsets(topics, consumer, clickhouse) -> 
     assert consumer.metric_when("event_to_visible_seconds_count", 300) == 300
 
 
+
 def test_client_retries_are_dropped_and_counted(topics, consumer, clickhouse) -> None:
     plan = plan_events(400, retry_ratio=0.25, seed=2)
     produce(topics.kafka, topics.events, plan.messages)
