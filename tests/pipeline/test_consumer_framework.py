@@ -231,3 +231,21 @@ def test_nothing_behind_a_batch_that_gave_up_is_written(kafka) -> None:
     runner.run(max_seconds=4)
     assert sink.attempts > 1 and sink.written == []
     assert _committed(kafka) == 0
+
+
+def test_lag_counts_what_the_member_holds_unwritten(kafka) -> None:
+    # issue 12: lag was the log's end minus the fetch position, so messages read
+    # into a batch the sink could not take showed as no lag at all
+    from prometheus_client import REGISTRY
+
+    _produce_in_order(kafka, [json.dumps({"n": i}).encode() for i in range(10)])
+    seen: list[float | None] = []
+
+    class Watching(RefusingSink):
+        def write(self, items: list[int]) -> None:
+            seen.append(max((REGISTRY.get_sample_value("consumer_lag", {"consumer": "test", "topic": kafka.topic("in"),
+                                                                         "partition": str(p)}) or 0) for p in (0, 1)))
+            super().write(items)
+
+    _runner(kafka, Watching(broken={3}), lag_interval_seconds=0.05).run(max_seconds=4)
+    assert seen and seen[-1] == 10
