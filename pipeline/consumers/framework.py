@@ -169,9 +169,9 @@ class _Batch(Generic[T]):
     def dead_letter_count(self) -> int:
         return self.dead_lettered + len(self.dead_letters)
 
-    def add(self, message: Message) -> None:
+    def add(self, message: Message, now: float) -> None:
         if self.size == 0:
-            self.started = time.monotonic()
+            self.started = now
         self.size += 1
         key = (message.topic(), message.partition())
         self.first_offsets.setdefault(key, message.offset())
@@ -213,8 +213,14 @@ class ConsumerRunner(Generic[T]):
         options: RunnerOptions,
         *,
         consumer_overrides: dict[str, object] | None = None,
+        consumer_factory: Callable[[dict[str, object]], Consumer] = Consumer,
+        producer_factory: Callable[[dict[str, object]], Producer] = Producer,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """The Kafka clients come from the factories and time from `clock` (tests pass
+        stand-ins to check the runner's rules without a broker)."""
         self.spec = spec
+        self.clock = clock
         self.kafka = kafka
         self.handler = handler
         self.options = options
@@ -231,8 +237,8 @@ class ConsumerRunner(Generic[T]):
         self._abandoned: list[Future[bool]] = []  # writes of a lost assignment, maybe still running
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-writer")
         self._last_lag_check = 0.0
-        self._last_source_check = time.monotonic()
-        self.consumer = Consumer({
+        self._last_source_check = clock()
+        self.consumer = consumer_factory({
             **kafka.client_config(),
             "group.id": spec.group_id,
             "enable.auto.commit": False,
@@ -243,7 +249,7 @@ class ConsumerRunner(Generic[T]):
             **spec.consumer_overrides,
             **(consumer_overrides or {}),
         })
-        self.dlq_producer = Producer({
+        self.dlq_producer = producer_factory({
             **kafka.client_config(),
             "acks": "all",
             "enable.idempotence": True,
@@ -254,7 +260,7 @@ class ConsumerRunner(Generic[T]):
     # ------------------------------------------------------------------ loop
     def run(self, max_seconds: float | None = None) -> None:
         """Consume until stopped (SIGTERM/SIGINT, `stop()`, or max_seconds)."""
-        self._deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self._deadline = None if max_seconds is None else self.clock() + max_seconds
         self.consumer.subscribe(self.spec.topics(self.kafka), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
         try:
@@ -287,7 +293,7 @@ class ConsumerRunner(Generic[T]):
 
     @property
     def stop_requested(self) -> bool:
-        return self.stopping or (self._deadline is not None and time.monotonic() >= self._deadline)
+        return self.stopping or (self._deadline is not None and self.clock() >= self._deadline)
 
     # ------------------------------------------------------------------ steps
     def poll_step(self) -> None:
@@ -300,7 +306,7 @@ class ConsumerRunner(Generic[T]):
                     raise KafkaException(error)
                 logger.warning("%s: consumer error: %s", self.spec.name, error)
                 continue
-            self._batch.add(message)
+            self._batch.add(message, self.clock())
             try:
                 self._batch.items.append(self.handler.decode(message))
                 self._batch.messages.append(message)
@@ -322,7 +328,7 @@ class ConsumerRunner(Generic[T]):
             return False
         if batch.size >= self.options.max_batch_size:
             return True
-        return (time.monotonic() - batch.started) * 1000 >= self.options.max_batch_time_ms
+        return (self.clock() - batch.started) * 1000 >= self.options.max_batch_time_ms
 
     def flush(self, attempts: int | None = None, wait: bool = True) -> bool:
         """Prepare, write, dead-letter, commit. Returns False if it gave up (attempts ran out).
@@ -349,7 +355,7 @@ class ConsumerRunner(Generic[T]):
             self._commit(batch)
             if not self._write_batch(batch, attempts):
                 return False
-            self._batch_done(batch, time.monotonic())
+            self._batch_done(batch, self.clock())
             return True
         while len(self._in_flight) >= MAX_IN_FLIGHT:
             if not self._finish_oldest(attempts):
@@ -359,7 +365,7 @@ class ConsumerRunner(Generic[T]):
         previous = self._in_flight[-1][2] if self._in_flight else None
         prepared = self._preparer.submit(self._prepare, batch, attempts)
         written = self._writer.submit(self._write_prepared, batch, prepared, previous, attempts)
-        self._in_flight.append((batch, time.monotonic(), written))
+        self._in_flight.append((batch, self.clock(), written))
         return self._finish_in_flight(attempts) if wait else True
 
     def _hand_over(self, batch: _Batch[T]) -> None:
@@ -478,7 +484,7 @@ class ConsumerRunner(Generic[T]):
         metrics.CONSUMER_MESSAGES.labels(name, "dropped").inc(len(batch.items) - batch.written - batch.rejected)
         metrics.CONSUMER_MESSAGES.labels(name, "dead_lettered").inc(batch.dead_letter_count)
         metrics.CONSUMER_BATCH_SIZE.labels(name).observe(batch.size)
-        metrics.CONSUMER_BATCH_DURATION.labels(name).observe(time.monotonic() - started)
+        metrics.CONSUMER_BATCH_DURATION.labels(name).observe(self.clock() - started)
 
     def _check_dead_letter_ratio(self, batch: _Batch[T], rejected: tuple[Message, str] | None = None) -> None:
         """Raise DeadLetterFlood if the batch's dead letters (with one more row the sink `rejected`) are too many."""
@@ -608,7 +614,7 @@ class ConsumerRunner(Generic[T]):
         looks normal. Handlers that keep offsets in their sink must not miss it.
         """
         check = getattr(self.handler, "check_sources", None)
-        now = time.monotonic()
+        now = self.clock()
         if check is None or now - self._last_source_check < self.options.source_check_interval_seconds:
             return
         self._last_source_check = now
@@ -619,7 +625,7 @@ class ConsumerRunner(Generic[T]):
 
     # ------------------------------------------------------------------ lag
     def report_lag(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_lag_check < self.options.lag_interval_seconds:
             return
         self._last_lag_check = now

@@ -85,15 +85,25 @@ class EventPlan:
     retries: int
     id_base: int
 
+    @staticmethod
+    def joined(*plans: EventPlan) -> EventPlan:
+        """Plans sent one after the other, as one (they must share an id_base)."""
+        assert len({plan.id_base for plan in plans}) == 1
+        return EventPlan([m for plan in plans for m in plan.messages],
+                         {k: v for plan in plans for k, v in plan.unique.items()},
+                         sum(plan.retries for plan in plans), plans[0].id_base)
 
-def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, posts: int = 800) -> EventPlan:
+
+def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, posts: int = 800,
+                id_base: int | None = None) -> EventPlan:
     """`count` messages; `retry_ratio` of them resend an earlier event (same event_id, new received_at).
 
     `seed` fixes the shape; event ids and the id range are fresh on every call,
-    because Redis remembers event ids (48 h) across test sessions.
+    because Redis remembers event ids (48 h) across test sessions. Plans that
+    share an `id_base` can be checked together (`EventPlan.joined`).
     """
     rng = random.Random(seed)
-    id_base = random.SystemRandom().randrange(10**9, 10**12)
+    id_base = random.SystemRandom().randrange(10**9, 10**12) if id_base is None else id_base
     now = datetime.now(timezone.utc).replace(microsecond=0)
     n_retries = int(count * retry_ratio)
     sent: list[Event] = []

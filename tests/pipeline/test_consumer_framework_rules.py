@@ -1,7 +1,7 @@
-"""The runner's fencing rule and what it commits, without a broker: batches are put together by hand
-(the Kafka client is built but never asked anything; commits go to a recorder) and the sink is a list
-whose writes can be held at a gate, so the test decides what is in flight when
-the assignment is lost."""
+"""The runner's fencing rule and what it commits, without a broker: the runner's
+Kafka clients are stand-ins from its factories (commits are recorded), batches
+are put together by hand, and the sink is a list whose writes can be held at a
+gate, so the test decides what is in flight when the assignment is lost."""
 
 from __future__ import annotations
 
@@ -29,18 +29,27 @@ class FakeMessage:
         return self._offset
 
 
-class CommitRecorder:
-    """Stands in for the Kafka client where the runner commits (there is no broker)."""
+class FakeConsumer:
+    """The runner's consumer where no broker is asked: commits are recorded."""
 
-    def __init__(self, client) -> None:
-        self.client = client
+    def __init__(self, config: dict[str, object]) -> None:
+        self.config = config
         self.commits: list[list[tuple[str, int, int, str]]] = []
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        assert not asynchronous
         self.commits.append([(tp.topic, tp.partition, tp.offset, tp.metadata) for tp in offsets])
 
     def close(self) -> None:
-        self.client.close()
+        pass
+
+
+class NoProducer:
+    def __init__(self, config: dict[str, object]) -> None:
+        pass
+
+    def flush(self, timeout: float) -> int:
+        return 0
 
 
 class GatedSink:
@@ -68,13 +77,14 @@ def _runner(sink: GatedSink) -> ConsumerRunner:
     spec = ConsumerSpec(name="rules", topics=lambda k: [TOPIC], group_id="rules", dlq_topic=lambda k: "rules.dlq",
                         handler_factory=GatedSink)
     options = RunnerOptions(max_batch_size=10, max_batch_time_ms=100, retry_initial_seconds=0.01)
-    return ConsumerRunner(spec, settings.KAFKA, sink, options)
+    return ConsumerRunner(spec, settings.KAFKA, sink, options, consumer_factory=FakeConsumer,
+                          producer_factory=NoProducer)
 
 
 def _read(runner: ConsumerRunner, offsets: range) -> None:
     for offset in offsets:
         message = FakeMessage(offset)
-        runner._batch.add(message)
+        runner._batch.add(message, runner.clock())
         runner._batch.items.append(runner.handler.decode(message))
         runner._batch.messages.append(message)
 
@@ -95,8 +105,7 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
 
         runner._on_lost(runner.consumer, [TopicPartition(TOPIC, 0)])
         sink.gate.set()
-        runner._on_assign(runner.consumer, [])
-        runner.consumer = CommitRecorder(runner.consumer)  # waits for the abandoned writes to end
+        runner._on_assign(runner.consumer, [])  # waits for the abandoned writes to end
 
         # batch 1's insert was already under way (no client can take it back); 2 and 3 are not written
         assert sink.written == [list(range(0, 10))]
@@ -113,4 +122,6 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
         sink.gate.set()
         runner._writer.shutdown(wait=True)
         runner._preparer.shutdown(wait=True)
-        runner.consumer.close()
+    # the group settings the runner always sets
+    assert runner.consumer.config["enable.auto.commit"] is False
+    assert runner.consumer.config["enable.auto.offset.store"] is False
