@@ -36,6 +36,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from monitoring import metrics
 from monitoring.histograms import observe_many
 from nova.clickhouse import is_data_error, server_version
+from pipeline.consumers.faults import NONE as NO_FAULTS
+from pipeline.consumers.faults import CrashPoint, Faults
 from pipeline.consumers.framework import InvalidMessage, RowsRejected
 from pipeline.consumers.log_probe import PartitionProbe
 from pipeline.dedup import EventDedup, Seen, message_mark
@@ -139,45 +141,17 @@ class DedupedBatch:
     attempted: bool = False  # an insert of it was tried: a retry must first ask ClickHouse what landed
 
 
-@dataclass(frozen=True)
-class CrashPoint:
-    """TEST-ONLY fault injection: SIGKILL this process at `point` of the `batch`-th batch.
-
-    "after-dedup": the marks are set, the insert has not happened (a replay
-    must not take its own marks for client retries); "after-insert": the rows
-    are in ClickHouse, the offsets are not committed (a replay must not insert
-    them twice). A real crash can land in either gap; this lands there on purpose.
-    """
-
-    point: str
-    batch: int
-
-    POINTS = ("after-dedup", "after-insert")
-
-    @classmethod
-    def parse(cls, text: str) -> CrashPoint:
-        point, _, batch = text.partition(":")
-        if point not in cls.POINTS or not batch.isdigit() or int(batch) < 1:
-            raise ValueError(f"crash point {text!r}: expected one of {', '.join(cls.POINTS)} followed by :N (N >= 1)")
-        return cls(point, int(batch))
-
-
 class EventsHandler:
-    """Decode, dedup and insert.
-
-    `sink_seek=False` and `crash_at` are TEST-ONLY switches (negative controls
-    and fault injection for the chaos tests).
-    """
+    """Decode, dedup and insert. `faults`: TEST-ONLY switches (pipeline/consumers/faults.py)."""
 
     name = "events"
 
-    def __init__(self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *, sink_seek: bool = True,
-                 crash_at: CrashPoint | None = None) -> None:
+    def __init__(self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *,
+                 faults: Faults = NO_FAULTS) -> None:
         self.clickhouse = clickhouse
         self.dedup = dedup
         self.probe = probe
-        self.sink_seek = sink_seek
-        self.crash_at = crash_at
+        self.faults = faults
         self._prepared = 0
         self._writes = 0
         self._generation: dict[tuple[str, int], int] = {}
@@ -312,7 +286,7 @@ class EventsHandler:
         return missing
 
     def _maybe_crash(self, point: str, batch: int) -> None:
-        if self.crash_at is not None and self.crash_at == CrashPoint(point, batch):
+        if self.faults.crash_at == CrashPoint(point, batch):
             logger.error("events: TEST fault injection: SIGKILL %s of batch %d", point, batch)
             for handler in logging.getLogger().handlers:
                 handler.flush()
@@ -364,7 +338,7 @@ class EventsHandler:
                         self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {held[1]} of generation "
                                                                    f"{held[0]}, the partition ends at {end} without it")
                     self._generation[key] = generation
-                    if self.sink_seek:
+                    if not self.faults.no_sink_seek:
                         positions[key] = position
         return positions
 
@@ -392,14 +366,13 @@ class EventsHandler:
         return False
 
 
-def build_events_handler(*, sink_seek: bool = True, mark_identity: bool = True,
-                         crash_at: CrashPoint | None = None) -> EventsHandler:
+def build_events_handler(faults: Faults = NO_FAULTS) -> EventsHandler:
     from django.conf import settings
 
     from nova.clickhouse import make_client
 
     clickhouse = make_client(settings.CLICKHOUSE, timeout=settings.CLICKHOUSE.send_receive_timeout)
     dedup = EventDedup(settings.REDIS_URL, settings.REDIS_KEY_PREFIX, settings.EVENTS_DEDUP_TTL_SECONDS,
-                       mark_identity=mark_identity)
+                       mark_identity=not faults.no_mark_identity)
     probe = PartitionProbe(settings.KAFKA.client_config(), f"{settings.EVENTS_CONSUMER_GROUP}-probe")
-    return EventsHandler(clickhouse, dedup, probe, sink_seek=sink_seek, crash_at=crash_at)
+    return EventsHandler(clickhouse, dedup, probe, faults=faults)

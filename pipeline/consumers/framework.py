@@ -57,6 +57,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from monitoring import metrics
 from nova.config import KafkaConfig
+from pipeline.consumers.faults import NONE as NO_FAULTS
+from pipeline.consumers.faults import Faults
 
 logger = logging.getLogger(__name__)
 
@@ -144,9 +146,8 @@ class RunnerOptions:
     # blocks the loop for a few small fetches (~0.3 s for 6 partitions here)
     source_check_interval_seconds: float = 30.0
     poll_timeout_seconds: float = 0.1
-    # Test-only negative control for fault-injection tests: commits offsets
-    # before the sink write, which loses data when the process dies in between.
-    commit_before_write: bool = False
+    # TEST-ONLY fault injection (pipeline/consumers/faults.py); the runner reads commit_before_write
+    faults: Faults = NO_FAULTS
 
 
 @dataclass
@@ -347,7 +348,7 @@ class ConsumerRunner(Generic[T]):
         if batch.size == 0:
             return self._finish_in_flight(attempts)
         self._check_dead_letter_ratio(batch)
-        if self.options.commit_before_write:
+        if self.options.faults.commit_before_write:
             if not self._finish_in_flight(attempts) or not self._prepare(batch, attempts):
                 return False
             self._batch = _Batch()

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from django.conf import settings
 
 from nova.kafka import admin_client
+from pipeline.consumers.faults import Faults
 from pipeline.consumers.framework import (
     ConsumerRunner,
     ConsumerSpec,
@@ -133,7 +134,7 @@ def test_nothing_is_committed_while_the_sink_is_down_and_a_restart_rereads_it(ka
 def test_negative_control_commit_before_write_loses_the_batch(kafka) -> None:
     _produce(kafka, [json.dumps({"n": i}).encode() for i in range(30)])
     down = ListSink(down=True)
-    _runner(kafka, down, commit_before_write=True).run(max_seconds=6)
+    _runner(kafka, down, faults=Faults(commit_before_write=True)).run(max_seconds=6)
     # the switch committed offsets nothing was written for: a restart would skip them
     assert down.written == [] and _committed(kafka) > 0
 

@@ -10,13 +10,13 @@ from confluent_kafka import OFFSET_BEGINNING
 from django.conf import settings
 
 from pipeline.consumers.events import (
-    CrashPoint,
     commit_generation,
     commit_metadata,
     insert_token,
     latest_sink_offsets,
     start_position,
 )
+from pipeline.consumers.faults import CrashPoint
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
 
