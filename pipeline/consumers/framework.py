@@ -51,7 +51,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -97,11 +97,35 @@ class Handler(Protocol[T]):
         RowsRejected when the sink refuses the rows themselves. Returns how many
         rows it wrote (None: all; fewer when it drops duplicates).
 
-        A handler may also define `prepare(items)`, run on the prepare thread
-        (retried the same way) while the previous batch is still being written;
-        `write` then gets what it returned. prepare, write and decode run on
-        three threads at once: they must not share mutable state.
+        A handler may also have any of the hooks below (the runner checks with
+        isinstance). prepare, write and decode run on three threads at once:
+        they must not share mutable state.
         """
+
+
+@runtime_checkable
+class Prepares(Protocol):
+    def prepare(self, items: list[Any]) -> Any:
+        """Run on the prepare thread (retried like write) while the previous batch is being
+        written; `write` gets what it returns (events: the dedup marks)."""
+
+
+@runtime_checkable
+class KeepsPositions(Protocol):
+    def seek_positions(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        """On assignment: where each partition starts (offsets kept in the sink)."""
+
+
+@runtime_checkable
+class ChecksSources(Protocol):
+    def check_sources(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Every source_check_interval_seconds: partitions whose log was replaced, and where to restart."""
+
+
+@runtime_checkable
+class NamesCommits(Protocol):
+    def commit_metadata(self, topic: str, partition: int) -> str:
+        """Committed with the partition's offset (events: the topic generation)."""
 
 
 @dataclass(frozen=True)
@@ -372,17 +396,16 @@ class ConsumerRunner(Generic[T]):
     def _hand_over(self, batch: _Batch[T]) -> None:
         """On the consumer's thread, as the batch leaves it: what its commit will say."""
         batch.epoch = self._epoch
-        metadata = getattr(self.handler, "commit_metadata", None)
-        if metadata is not None:
-            batch.commit_metadata = {key: metadata(*key) for key in batch.next_offsets}
+        if isinstance(self.handler, NamesCommits):
+            batch.commit_metadata = {key: self.handler.commit_metadata(*key) for key in batch.next_offsets}
 
     def _prepare(self, batch: _Batch[T], attempts: int | None) -> bool:
-        prepare = getattr(self.handler, "prepare", None)
         if batch.prepared is not None:
             return True
-        if prepare is None:
+        if not isinstance(self.handler, Prepares):
             batch.prepared = batch.items
             return True
+        prepare = self.handler.prepare
 
         def run() -> None:
             batch.prepared = prepare(batch.items)
@@ -440,8 +463,7 @@ class ConsumerRunner(Generic[T]):
             return self._dead_letter(batch, attempts)
 
     def _prepared_items(self, items: list[T]) -> Any:
-        prepare = getattr(self.handler, "prepare", None)
-        return items if prepare is None else prepare(items)
+        return self.handler.prepare(items) if isinstance(self.handler, Prepares) else items
 
     def _dead_letter(self, batch: _Batch[T], attempts: int | None) -> bool:
         def send() -> None:
@@ -563,10 +585,9 @@ class ConsumerRunner(Generic[T]):
         for abandoned in self._abandoned:
             abandoned.exception()  # waits; an insert already under way when the loss came ends first
         self._abandoned = []
-        seek = getattr(self.handler, "seek_positions", None)
-        if seek is None:
+        if not isinstance(self.handler, KeepsPositions):
             return
-        positions: dict[tuple[str, int], int] = seek(consumer, partitions)
+        positions = self.handler.seek_positions(consumer, partitions)
         if positions:
             for tp in partitions:
                 if (tp.topic, tp.partition) in positions:
@@ -614,13 +635,13 @@ class ConsumerRunner(Generic[T]):
         still shorter than our position just looks idle (tansu), or longer,
         looks normal. Handlers that keep offsets in their sink must not miss it.
         """
-        check = getattr(self.handler, "check_sources", None)
         now = self.clock()
-        if check is None or now - self._last_source_check < self.options.source_check_interval_seconds:
+        if (not isinstance(self.handler, ChecksSources)
+                or now - self._last_source_check < self.options.source_check_interval_seconds):
             return
         self._last_source_check = now
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for (topic, partition), offset in check(assigned).items():
+        for (topic, partition), offset in self.handler.check_sources(assigned).items():
             self.consumer.seek(TopicPartition(topic, partition, offset))
             logger.warning("%s: %s[%d]: seeking to %d", self.spec.name, topic, partition, offset)
 
