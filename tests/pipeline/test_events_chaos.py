@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import signal
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from tests.pipeline.events_harness import (
     partition_ends,
     plan_events,
     sink_offsets,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis,
@@ -225,3 +227,43 @@ def test_negative_control_marks_without_identity_the_harness_reports_losses(uniq
     assert not report.ok
     assert report.missing > 0 and report.aggregate_excess == -report.missing
     assert report.duplicate_rows == 0 and report.hourly_mismatches > 0
+
+
+def test_a_member_frozen_past_its_session_then_thawed_writes_nothing_twice(unique_name, clickhouse, tmp_path):
+    """The zombie: member a is frozen (SIGSTOP: a long GC, a swapped-out host) while
+    events arrive, b takes its partitions and writes from the sink's position, then
+    a thaws with batches in flight. a must abandon them (lost assignment), not write
+    them beside b's copy."""
+    topics = make_topics(unique_name, partitions=4)
+    plan = plan_events(30_000, retry_ratio=0.05, seed=31)
+    env = {"KAFKA_SESSION_TIMEOUT_MS": "6000"}
+    a = ConsumerProcess(topics, tmp_path / "consumer-a.log", env=env)
+    b = ConsumerProcess(topics, tmp_path / "consumer-b.log", env=env)
+    failures: list[str] = []
+    producer = threading.Thread(target=_produce_paced, args=(topics, plan, 20.0, failures))
+    try:
+        a.start()
+        wait_for(a.has_partitions, timeout=60, what="a's assignment")
+        producer.start()
+        time.sleep(3)
+        a.proc.send_signal(signal.SIGSTOP)
+        b.start()
+        wait_for(b.has_partitions, timeout=60, what="b's assignment while a is frozen")
+        time.sleep(4)  # b writes from the sink's position
+        a.proc.send_signal(signal.SIGCONT)
+        producer.join(120)
+        assert not failures, failures
+        ends = partition_ends(topics)
+        wait_for(lambda: _caught_up(topics, clickhouse, ends), timeout=120, what="both members to drain")
+    finally:
+        if a.proc is not None and a.proc.poll() is None:
+            a.proc.send_signal(signal.SIGCONT)
+        for process in (a, b):
+            process.stop()
+    report = check_sink(clickhouse, topics.events, plan)
+    print(report)
+    # the thawed member learnt that its assignment was lost (how much it abandoned
+    # depends on where the freeze caught it: the rule itself is proven in
+    # tests/pipeline/test_consumer_framework_rules.py)
+    assert "assignment LOST" in a.log()
+    assert report.ok, report
