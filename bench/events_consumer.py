@@ -46,12 +46,14 @@ from benchenv import ROOT, bench_env  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:6]
+# another bench (bench/cdc_pipeline.py) drops and recreates nova_bench: a run beside one sets its own
+DATABASE = os.environ.get("NOVA_BENCH_CLICKHOUSE_DATABASE", "nova_bench")
 EVENT_TYPES = ("impression", "impression", "impression", "view", "click", "like", "comment", "share", "hide", "dwell")
 
 
 def load_env() -> dict[str, str]:
     return bench_env(
-        CLICKHOUSE_DATABASE="nova_bench",
+        CLICKHOUSE_DATABASE=DATABASE,
         KAFKA_TOPIC_PREFIX=f"novabench{RUN}",
         REDIS_KEY_PREFIX=f"novabench{RUN}",
         EVENTS_CONSUMER_GROUP=f"novabench{RUN}-events",
@@ -350,8 +352,8 @@ def main() -> None:
         parser.error("--events must be between 10,000 and 2,000,000 (bounded load)")
 
     admin = make_client(settings.CLICKHOUSE, database="default")
-    admin.execute("DROP DATABASE IF EXISTS nova_bench")
-    MigrationRunner(make_client(settings.CLICKHOUSE), admin, "nova_bench", settings.CLICKHOUSE_SQL_DIR).apply()
+    admin.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+    MigrationRunner(make_client(settings.CLICKHOUSE), admin, DATABASE, settings.CLICKHOUSE_SQL_DIR).apply()
 
     say(f"machine: {platform.node()} {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}")
     topic = fresh_topic("events", args.partitions)
@@ -362,7 +364,7 @@ def main() -> None:
         f"({args.partitions} partitions) in {produce_seconds:.1f} s")
 
     if args.preload_only:
-        say(f"KAFKA_TOPIC_PREFIX={settings.KAFKA.topic_prefix} CLICKHOUSE_DATABASE=nova_bench")
+        say(f"KAFKA_TOPIC_PREFIX={settings.KAFKA.topic_prefix} CLICKHOUSE_DATABASE={DATABASE}")
         return
     consumer_rate, seconds, count = consumer_throughput(topic, unique, timeout=300)
     say(f"run_events_consumer           {consumer_rate:>10,.0f} events/s sustained ({count:,} rows, {seconds:.1f} s)")

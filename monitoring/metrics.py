@@ -45,7 +45,7 @@ class ScrapeTimeGauge(Collector):
 
 # --- consumers (pipeline/consumers/framework.py), labelled by consumer name
 CONSUMER_MESSAGES = Counter(
-    "consumer_messages_total", "Messages consumed, by outcome (written, dead_lettered).",
+    "consumer_messages_total", "Messages consumed, by outcome (written, dropped as duplicates, dead_lettered).",
     ["consumer", "outcome"],
 )
 CONSUMER_BATCH_DURATION = Histogram(
@@ -57,7 +57,8 @@ CONSUMER_BATCH_SIZE = Histogram(
     buckets=(1, 10, 100, 1000, 5000, 10000, 50000),
 )
 CONSUMER_LAG = Gauge(
-    "consumer_lag", "Messages between the high watermark and the consumer's position.",
+    "consumer_lag", ("Messages between the partition's end and the first one the consumer has not written "
+     "(read and held in memory counts)"),
     ["consumer", "topic", "partition"],
 )
 CONSUMER_WRITE_ERRORS = Counter(

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from nova.clickhouse import DATETIME_MAX_SECONDS, UINT64_MAX
+
 EVENT_TYPES = frozenset({"impression", "view", "click", "like", "comment", "share", "hide", "dwell"})
 CLIENT_FIELDS = frozenset({"event_id", "post_id", "event_type", "ts", "dwell_ms", "position", "surface"})
 # set by the server, never trusted from a client: silently ignored in a body
@@ -22,6 +24,7 @@ SERVER_FIELDS = frozenset({"user_id", "author_id", "received_at"})
 MAX_SURFACE_LENGTH = 64
 MAX_DWELL_MS = 24 * 3600 * 1000
 MAX_INT = 2**63 - 1
+DATETIME_MAX_MS = DATETIME_MAX_SECONDS * 1000 + 999
 
 # `events` columns in insert order (infra/clickhouse/tables/0020_events.sql)
 ROW_COLUMNS = (
@@ -145,7 +148,9 @@ def message_to_row(value: bytes | None, topic: str, partition: int, offset: int,
     `event_id` comes back as a `uuid.UUID`.
 
     Trusts the producer's normalisation (our API) only as far as types go: a
-    message that someone else wrote must still not poison the insert.
+    message that someone else wrote must still not poison the insert, so every
+    value is checked against what its `events` column can hold (UInt64 ids,
+    Enum8 type, DateTime range, UInt32 dwell, Int32 position, surface length).
     """
     if value is None:
         raise ValueError("empty message (tombstone)")
@@ -167,10 +172,11 @@ def message_to_row(value: bytes | None, topic: str, partition: int, offset: int,
         raise ValueError("event_id: missing or not a canonical UUID") from None
     user_id, post_id, author_id = event.get("user_id"), event.get("post_id"), event.get("author_id")
     # `type(x) is int` (not bool, not float) inline: this runs for every event
-    if type(user_id) is not int or type(post_id) is not int or user_id < 0 or post_id < 0:
-        raise ValueError("user_id/post_id: missing or not non-negative integers")
-    if author_id is not None and (type(author_id) is not int or author_id < 0):
-        raise ValueError("author_id: not a non-negative integer")
+    if type(user_id) is not int or type(post_id) is not int or not (0 <= user_id <= UINT64_MAX
+                                                                    and 0 <= post_id <= UINT64_MAX):
+        raise ValueError("user_id/post_id: missing or not integers in [0, 2^64)")
+    if author_id is not None and (type(author_id) is not int or not 0 <= author_id <= UINT64_MAX):
+        raise ValueError("author_id: not an integer in [0, 2^64)")
     event_type = event.get("event_type")
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:  # a list is unhashable
         raise ValueError(f"event_type: {str(event_type)[:20]!r} is not known")
@@ -181,10 +187,11 @@ def message_to_row(value: bytes | None, topic: str, partition: int, offset: int,
         raise ValueError("dwell_ms: out of range")
     if position is not None and (type(position) is not int or not 0 <= position < 2**31):
         raise ValueError("position: out of range")
-    if surface is not None and not isinstance(surface, str):
-        raise ValueError("surface: not a string")
-    if ts_ms < 0 or received_ms < 0:
-        raise ValueError("ts/received_at: before 1970")
+    if surface is not None and (not isinstance(surface, str) or len(surface) > MAX_SURFACE_LENGTH):
+        raise ValueError(f"surface: not a string of at most {MAX_SURFACE_LENGTH} characters")
+    # `events.ts` and `received_at` are DateTime: seconds 1970..2105 (nova/clickhouse.py)
+    if not 0 <= ts_ms <= DATETIME_MAX_MS or not 0 <= received_ms <= DATETIME_MAX_MS:
+        raise ValueError("ts/received_at: outside 1970-01-01..2105-12-31 (ClickHouse DateTime)")
     return (
         event_uuid, user_id, post_id, author_id or 0, event_type, ts_ms // 1000, received_ms // 1000, received_ms,
         dwell_ms or 0, -1 if position is None else position, surface or "", topic, partition, offset, generation,

@@ -3,7 +3,9 @@
 Accepts what Debezium's PostgreSQL connector writes with the JSON converter, with
 or without the `{"schema": ..., "payload": ...}` wrapper, as well as our relay's
 output (the same envelope). A message that cannot be turned into a row raises
-`InvalidChange`: the consumer dead-letters it.
+`InvalidChange`: the consumer dead-letters it. That includes a value its
+column cannot hold (Int64 ids, DateTime 1970..2105, UInt64 versions), which
+would otherwise fail every insert of its batch.
 
 Versions: `_version` is the change's LSN (`source.lsn`), which grows with every
 change of a row, so ReplacingMergeTree keeps the newest. Snapshot rows (`op: r`)
@@ -19,6 +21,8 @@ from datetime import datetime, timezone
 from typing import Any, Union
 
 import orjson
+
+from nova.clickhouse import DATETIME_MAX_SECONDS, DATETIME_MIN_SECONDS, INT64_MAX, INT64_MIN, UINT64_MAX
 
 SNAPSHOT_VERSION = 0
 # what Debezium puts in a column it could not read (unchanged TOAST, no old image)
@@ -94,7 +98,7 @@ def parse_timestamp(value: Any, column: str) -> tuple[datetime, int]:
     else:
         raise InvalidChange(f"{column}: expected a timestamp, got {type(value).__name__}")
     seconds = micros // 1_000_000
-    if not 0 <= seconds < 2**32:
+    if not DATETIME_MIN_SECONDS <= seconds <= DATETIME_MAX_SECONDS or not INT64_MIN <= micros <= INT64_MAX:
         raise InvalidChange(f"{column}: timestamp {value!r} is outside ClickHouse DateTime's range")
     return datetime.fromtimestamp(seconds, tz=timezone.utc), micros
 
@@ -113,8 +117,8 @@ def _convert(table: str, row: dict[str, Any], deleted: bool) -> list[Any]:
         if value is None:
             raise InvalidChange(f"{column}: missing or null")
         if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidChange(f"{column}: expected an integer, got {value!r}"[:200])
+            if isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
+                raise InvalidChange(f"{column}: expected a 64-bit integer, got {value!r}"[:200])
             values.append(value)
         elif kind == "str":
             if not isinstance(value, str):
@@ -162,7 +166,7 @@ def parse_change(raw: bytes | None, topic: str = "") -> Change | None:
         version = SNAPSHOT_VERSION
     else:
         version = source.get("lsn")
-        if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= UINT64_MAX:
             raise InvalidChange(f"source.lsn must be a positive integer, got {version!r}")
     if op == "t":
         return TruncateChange(table, version)

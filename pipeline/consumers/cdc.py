@@ -5,6 +5,9 @@ a table we do not replicate, is an InvalidMessage and goes to nova.dlq.cdc.
 write() inserts each table's rows in one INSERT; a truncate first writes the rows
 before it, then marks the table's older rows deleted. Writes are idempotent
 (ReplacingMergeTree by _version), so a batch replayed after a crash is harmless.
+A row ClickHouse refuses for what it holds raises RowsRejected: the runner
+finds it by halving the batch and dead-letters it (a replay of the halves is
+harmless for the same reason).
 """
 
 from __future__ import annotations
@@ -16,8 +19,16 @@ from typing import Any
 from clickhouse_driver import Client
 
 from monitoring import metrics
-from pipeline.cdc.replica import Change, InvalidChange, RowChange, insert_sql, parse_change, truncate_sql
-from pipeline.consumers.framework import InvalidMessage
+from nova.clickhouse import is_data_error
+from pipeline.cdc.replica import (
+    Change,
+    InvalidChange,
+    RowChange,
+    insert_sql,
+    parse_change,
+    truncate_sql,
+)
+from pipeline.consumers.framework import InvalidMessage, RowsRejected
 
 
 class CdcHandler:
@@ -48,9 +59,15 @@ class CdcHandler:
         metrics.CDC_PROCESSING_DURATION.observe(time.monotonic() - started)
 
     def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
+        if not rows:
+            return
+        try:
             self.client.execute(insert_sql(table), rows)
-            metrics.CDC_MESSAGES_PROCESSED.labels(table).inc(len(rows))
+        except Exception as exc:
+            if is_data_error(exc):
+                raise RowsRejected(str(exc)) from exc  # the runner isolates and dead-letters the refused rows
+            raise
+        metrics.CDC_MESSAGES_PROCESSED.labels(table).inc(len(rows))
 
 
 def build_cdc_handler() -> CdcHandler:

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from monitoring import exposition
 from pipeline.consumers import CONSUMERS
+from pipeline.consumers.faults import Faults
 from pipeline.consumers.framework import ConsumerRunner, DeadLetterFlood, RunnerOptions, tune_gc_for_batches
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,16 @@ class ConsumerCommand(BaseCommand):
         runner_options = RunnerOptions(
             max_batch_size=options["max_batch_size"] or spec.max_batch_size,
             max_batch_time_ms=options["max_batch_time_ms"] or spec.max_batch_time_ms,
-            commit_before_write=options["test_commit_before_write"],
+            faults=self.build_faults(options),
         )
-        return ConsumerRunner(spec, settings.KAFKA, self.build_handler(spec, options), runner_options)
+        return ConsumerRunner(spec, settings.KAFKA, self.build_handler(spec, runner_options.faults), runner_options)
 
-    def build_handler(self, spec, options):
-        """The registry's handler; a named shortcut may add its own (test-only) switches."""
+    def build_faults(self, options) -> Faults:
+        """TEST-ONLY switches from the `--test-*` flags; a named shortcut may add its own."""
+        return Faults(commit_before_write=options["test_commit_before_write"])
+
+    def build_handler(self, spec, faults: Faults):
+        """The registry's handler; a named shortcut may pass it the faults."""
         return spec.handler_factory()
 
     def handle(self, *args, **options):

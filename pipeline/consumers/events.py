@@ -9,7 +9,10 @@ Per batch (the framework commits offsets only after `write` returns):
    inserted again (on its own thread, while the previous batch is inserted);
 3. `write` inserts the rows (with an insert_deduplication_token where the
    server has it); the materialized views then add each event to the
-   aggregates once.
+   aggregates once. A retry of an insert whose outcome is unknown (a timeout
+   after the server may have taken the block) first reads the partitions'
+   offsets in ClickHouse and inserts only the rows above them; a value
+   ClickHouse refuses raises RowsRejected (the runner isolates the row).
 On assignment, `seek_positions` starts each partition past the highest offset
 ClickHouse holds for it, so a crash between insert and commit never inserts a
 message twice; if the message at that offset is no longer in the partition (or
@@ -32,8 +35,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from monitoring import metrics
 from monitoring.histograms import observe_many
-from nova.clickhouse import server_version
-from pipeline.consumers.framework import InvalidMessage
+from nova.clickhouse import is_data_error, server_version
+from pipeline.consumers.faults import NONE as NO_FAULTS
+from pipeline.consumers.faults import CrashPoint, Faults
+from pipeline.consumers.framework import InvalidMessage, RowsRejected
 from pipeline.consumers.log_probe import PartitionProbe
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
@@ -75,26 +80,31 @@ def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int
 
 
 def start_position(sink: tuple[int, int] | None, sink_message_in_log: bool, committed: int,
-                   end: int) -> tuple[int, int, bool]:
+                   end: int, committed_generation: int | None = None) -> tuple[int, int, bool]:
     """(generation, start offset, topic recreated?) for one partition on assignment.
 
     `sink` is (generation, max offset) from ClickHouse; `sink_message_in_log`
     says whether the message at that offset is still in the partition and is
     the one ClickHouse holds; `committed` is the group's committed offset
-    (< 0: none), `end` the partition's exact end (last offset + 1).
+    (< 0: none), `committed_generation` the generation the commit names in
+    its metadata (None: a commit from before generations were committed),
+    `end` the partition's exact end (last offset + 1).
 
     If the sink's last message is gone from the log, the topic was recreated
     (or the broker restarted and lost it): the sink's offsets say nothing about
     the new log, which is read from its start as a new generation. Otherwise
     start past the sink, or past the commit when that is further (batches of
-    only client retries or dead letters commit without inserting).
+    only client retries or dead letters commit without inserting), unless the
+    commit is of another generation: its offset is in another log.
     """
     committed_valid = 0 <= committed <= end
     if sink is None:
-        return 0, committed if committed_valid else OFFSET_BEGINNING, False
+        generation = committed_generation or 0
+        return generation, committed if committed_valid else OFFSET_BEGINNING, False
     generation, max_offset = sink
     if not sink_message_in_log:
         return generation + 1, OFFSET_BEGINNING, True
+    committed_valid &= committed_generation in (None, generation)
     return generation, max(max_offset + 1, committed if committed_valid else 0), False
 
 
@@ -109,7 +119,18 @@ def insert_token(topic: str, rows: list[tuple]) -> str:
     return topic + "|" + ";".join(f"g{g}p{p}:{a}-{b}" for (g, p), (a, b) in sorted(ranges.items()))
 
 
-@dataclass(frozen=True)
+def commit_metadata(generation: int) -> str:
+    """What a commit of a partition says beside its offset: the log (generation) the offset is in."""
+    return f"generation={generation}"
+
+
+def commit_generation(metadata: str | None) -> int | None:
+    """The generation a commit names (None: a commit without one, from an older consumer)."""
+    name, _, value = (metadata or "").partition("=")
+    return int(value) if name == "generation" and value.isdigit() else None
+
+
+@dataclass
 class DedupedBatch:
     """A batch after the dedup marks: the rows to insert and what was dropped."""
 
@@ -117,53 +138,30 @@ class DedupedBatch:
     retries: int
     replays: int
     dedup_seconds: float
-
-
-@dataclass(frozen=True)
-class CrashPoint:
-    """TEST-ONLY fault injection: SIGKILL this process at `point` of the `batch`-th batch.
-
-    "after-dedup": the marks are set, the insert has not happened (a replay
-    must not take its own marks for client retries); "after-insert": the rows
-    are in ClickHouse, the offsets are not committed (a replay must not insert
-    them twice). A real crash can land in either gap; this lands there on purpose.
-    """
-
-    point: str
-    batch: int
-
-    POINTS = ("after-dedup", "after-insert")
-
-    @classmethod
-    def parse(cls, text: str) -> CrashPoint:
-        point, _, batch = text.partition(":")
-        if point not in cls.POINTS or not batch.isdigit() or int(batch) < 1:
-            raise ValueError(f"crash point {text!r}: expected one of {', '.join(cls.POINTS)} followed by :N (N >= 1)")
-        return cls(point, int(batch))
+    attempted: bool = False  # an insert of it was tried: a retry must first ask ClickHouse what landed
 
 
 class EventsHandler:
-    """Decode, dedup and insert.
-
-    `sink_seek=False` and `crash_at` are TEST-ONLY switches (negative controls
-    and fault injection for the chaos tests).
-    """
+    """Decode, dedup and insert. `faults`: TEST-ONLY switches (pipeline/consumers/faults.py)."""
 
     name = "events"
 
-    def __init__(self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *, sink_seek: bool = True,
-                 crash_at: CrashPoint | None = None) -> None:
+    def __init__(self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *,
+                 faults: Faults = NO_FAULTS) -> None:
         self.clickhouse = clickhouse
         self.dedup = dedup
         self.probe = probe
-        self.sink_seek = sink_seek
-        self.crash_at = crash_at
+        self.faults = faults
         self._prepared = 0
         self._writes = 0
         self._generation: dict[tuple[str, int], int] = {}
         self._last_offset: dict[tuple[str, int], int] = {}
-        # the last valid message per partition: (offset, event_id), for check_sources
-        self._last_event: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}
+        # per partition, a message known to belong to the log being read: (offset,
+        # event_id), for check_sources. The sink's last message when the assignment
+        # was verified, else the first one decoded; never a later one: a recreated
+        # log that grew past our position would then be checked against itself
+        self._anchor: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}
+        self._last_event: dict[tuple[str, int], tuple[int, uuid.UUID]] = {}  # the last decoded
         self._use_token: bool | None = None
 
     # -------------------------------------------------------------- decode
@@ -181,20 +179,23 @@ class EventsHandler:
         except ValueError as exc:
             raise InvalidMessage(str(exc)) from exc
         self._last_event[key] = (offset, row[0])
+        if key not in self._anchor:
+            self._anchor[key] = (offset, row[0])
         return row
 
     def check_sources(self, assigned: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Is the last message we read still in its partition? If not, the topic was recreated.
+        """Is the anchor (a message of the log we read) still in its partition? If not, the topic was recreated.
 
         Returns {(topic, partition): offset to restart from} for recreated ones.
         A probe failure is logged and retried at the next check: guessing
         "recreated" on a timeout would re-read a healthy log as a new generation.
         """
         restart: dict[tuple[str, int], int] = {}
-        for key in [key for key in self._last_event if key not in assigned]:
-            del self._last_event[key]
+        for key in [key for key in self._anchor if key not in assigned]:
+            del self._anchor[key]
         with self.probe:
-            for (topic, partition), (offset, event_id) in list(self._last_event.items()):
+            for (topic, partition), (offset, event_id) in list(self._anchor.items()):
+                key = (topic, partition)
                 try:
                     message = self.probe.message_at(topic, partition, offset)
                     same = message is not None and _event_id(message.value()) == event_id
@@ -202,14 +203,21 @@ class EventsHandler:
                 except (KafkaException, TimeoutError) as exc:
                     logger.warning("events: could not check %s[%d]: %s", topic, partition, exc)
                     continue
-                if not same:
-                    key = (topic, partition)
+                if not same and message is None and low > offset and key in self._last_event:
+                    # retention removed the anchor (a new log starts again below it)
+                    self._anchor[key] = self._last_event[key]
+                elif not same:
                     self._topic_recreated(topic, partition, f"offset {offset} no longer holds event {event_id}")
                     self._last_offset.pop(key, None)
                     restart[key] = low
         return restart
 
+    def commit_metadata(self, topic: str, partition: int) -> str:
+        """Committed with the partition's offset (runner's hook): a start ignores a commit of another log."""
+        return commit_metadata(self._generation.get((topic, partition), 0))
+
     def _topic_recreated(self, topic: str, partition: int, why: str) -> None:
+        self._anchor.pop((topic, partition), None)
         self._last_event.pop((topic, partition), None)
         key = (topic, partition)
         self._generation[key] = self._generation.get(key, 0) + 1
@@ -240,14 +248,16 @@ class EventsHandler:
         self._maybe_crash("after-dedup", self._prepared)
         return DedupedBatch(rows, len(items) - len(rows), replays, time.monotonic() - started)
 
-    def write(self, batch: DedupedBatch | list[tuple]) -> None:
-        """Insert what `prepare` kept (a plain list of rows is prepared here first)."""
+    def write(self, batch: DedupedBatch | list[tuple]) -> int:
+        """Insert what `prepare` kept (a plain list of rows is prepared here first); returns the rows inserted."""
         if isinstance(batch, list):
             batch = self.prepare(batch)
         started = time.monotonic()
         self._writes += 1
-        if batch.rows:
-            self._insert(batch.rows[0][_TOPIC], batch.rows)
+        rows = self._not_in_sink(batch.rows) if batch.attempted else batch.rows
+        batch.attempted = True
+        if rows:
+            self._insert(rows[0][_TOPIC], rows)
         self._maybe_crash("after-insert", self._writes)
         # counted after the insert: a failed attempt is retried and recounted
         metrics.DEDUP_DUPLICATES.inc(batch.retries)
@@ -255,9 +265,28 @@ class EventsHandler:
         now_ms = time.time() * 1000
         observe_many(metrics.EVENT_TO_VISIBLE, [max(now_ms - row[_RECEIVED_MS], 0) / 1000 for row in batch.rows])
         metrics.EVENTS_PROCESSING_DURATION.observe(batch.dedup_seconds + time.monotonic() - started)
+        return len(batch.rows)
+
+    def _not_in_sink(self, rows: list[tuple]) -> list[tuple]:
+        """The rows of a batch whose earlier insert failed that ClickHouse does not hold.
+
+        An insert that failed on a client timeout (or a view after the base
+        table took the block) may have landed: inserting it again would count
+        its events twice. Each partition is written in offset order, so a row
+        at or below the partition's highest offset in the sink is there.
+        """
+        if not rows:
+            return rows
+        held = {(partition, generation): offset for partition, generation, offset
+                in self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": rows[0][_TOPIC]})}
+        missing = [row for row in rows if row[_OFFSET] > held.get((row[_PARTITION], row[_GENERATION]), -1)]
+        if len(missing) < len(rows):
+            logger.warning("events: %d of %d rows of a retried insert are already in ClickHouse: not inserted again",
+                           len(rows) - len(missing), len(rows))
+        return missing
 
     def _maybe_crash(self, point: str, batch: int) -> None:
-        if self.crash_at is not None and self.crash_at == CrashPoint(point, batch):
+        if self.faults.crash_at == CrashPoint(point, batch):
             logger.error("events: TEST fault injection: SIGKILL %s of batch %d", point, batch)
             for handler in logging.getLogger().handlers:
                 handler.flush()
@@ -269,8 +298,10 @@ class EventsHandler:
                 self._use_token = server_version(self.clickhouse) >= DEDUP_TOKEN_MIN_VERSION
             settings = {"insert_deduplication_token": insert_token(topic, rows)} if self._use_token else {}
             self.clickhouse.execute(INSERT_SQL, rows, settings=settings)
-        except Exception:
+        except Exception as exc:
             metrics.CLICKHOUSE_INSERT_ERRORS.labels("events").inc()
+            if is_data_error(exc):
+                raise RowsRejected(str(exc)) from exc
             raise
 
     # -------------------------------------------------------------- assignment
@@ -286,7 +317,8 @@ class EventsHandler:
            say so loudly and read the new log from its start as a new generation.
         """
         positions: dict[tuple[str, int], int] = {}
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=10)}
+        committed = {(tp.topic, tp.partition): (tp.offset, commit_generation(tp.metadata))
+                     for tp in consumer.committed(partitions, timeout=10)}
         with self.probe:
             for topic in sorted({tp.topic for tp in partitions}):
                 sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
@@ -294,17 +326,19 @@ class EventsHandler:
                     key = (topic, tp.partition)
                     self._last_offset.pop(key, None)
                     self._last_event.pop(key, None)
+                    self._anchor.pop(key, None)
                     low, end = self.probe.end_offset(topic, tp.partition)
                     held = sink.get(tp.partition)
                     in_log = held is not None and self._sink_message_in_log(topic, tp.partition, held, low, end)
-                    generation, position, recreated = start_position(held, in_log, committed.get(key, -1), end)
+                    offset, offset_generation = committed.get(key, (-1, None))
+                    generation, position, recreated = start_position(held, in_log, offset, end, offset_generation)
                     if recreated:
                         assert held is not None
                         self._generation[key] = generation - 1
                         self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {held[1]} of generation "
                                                                    f"{held[0]}, the partition ends at {end} without it")
                     self._generation[key] = generation
-                    if self.sink_seek:
+                    if not self.faults.no_sink_seek:
                         positions[key] = position
         return positions
 
@@ -326,17 +360,19 @@ class EventsHandler:
             "user_id": row[ROW_COLUMNS.index("user_id")], "ts": row[ROW_COLUMNS.index("ts")], "event_id": str(row[0]),
             "topic": topic, "partition": partition, "offset": max_offset, "generation": generation,
         })
-        return bool(found and found[0][0])
+        if found and found[0][0]:
+            self._anchor[(topic, partition)] = (max_offset, row[0])  # what check_sources checks from now on
+            return True
+        return False
 
 
-def build_events_handler(*, sink_seek: bool = True, mark_identity: bool = True,
-                         crash_at: CrashPoint | None = None) -> EventsHandler:
+def build_events_handler(faults: Faults = NO_FAULTS) -> EventsHandler:
     from django.conf import settings
 
     from nova.clickhouse import make_client
 
     clickhouse = make_client(settings.CLICKHOUSE, timeout=settings.CLICKHOUSE.send_receive_timeout)
     dedup = EventDedup(settings.REDIS_URL, settings.REDIS_KEY_PREFIX, settings.EVENTS_DEDUP_TTL_SECONDS,
-                       mark_identity=mark_identity)
+                       mark_identity=not faults.no_mark_identity)
     probe = PartitionProbe(settings.KAFKA.client_config(), f"{settings.EVENTS_CONSUMER_GROUP}-probe")
-    return EventsHandler(clickhouse, dedup, probe, sink_seek=sink_seek, crash_at=crash_at)
+    return EventsHandler(clickhouse, dedup, probe, faults=faults)

@@ -85,15 +85,25 @@ class EventPlan:
     retries: int
     id_base: int
 
+    @staticmethod
+    def joined(*plans: EventPlan) -> EventPlan:
+        """Plans sent one after the other, as one (they must share an id_base)."""
+        assert len({plan.id_base for plan in plans}) == 1
+        return EventPlan([m for plan in plans for m in plan.messages],
+                         {k: v for plan in plans for k, v in plan.unique.items()},
+                         sum(plan.retries for plan in plans), plans[0].id_base)
 
-def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, posts: int = 800) -> EventPlan:
+
+def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, posts: int = 800,
+                id_base: int | None = None) -> EventPlan:
     """`count` messages; `retry_ratio` of them resend an earlier event (same event_id, new received_at).
 
     `seed` fixes the shape; event ids and the id range are fresh on every call,
-    because Redis remembers event ids (48 h) across test sessions.
+    because Redis remembers event ids (48 h) across test sessions. Plans that
+    share an `id_base` can be checked together (`EventPlan.joined`).
     """
     rng = random.Random(seed)
-    id_base = random.SystemRandom().randrange(10**9, 10**12)
+    id_base = random.SystemRandom().randrange(10**9, 10**12) if id_base is None else id_base
     now = datetime.now(timezone.utc).replace(microsecond=0)
     n_retries = int(count * retry_ratio)
     sent: list[Event] = []
@@ -271,6 +281,26 @@ def wait_until_caught_up(topics: EventTopics, clickhouse: Any, timeout: float) -
             raise AssertionError(f"consumer did not catch up in {timeout}s: behind on {behind}, committed "
                                  f"{committed}, written {written}")
         time.sleep(0.5)
+
+
+def dead_letters(topics: EventTopics) -> list[Any]:
+    """Every message in the test's DLQ (up to each partition's end), by source offset."""
+    metadata = admin_client(topics.kafka).list_topics(topics.dlq, timeout=10)
+    reader = Consumer({**topics.kafka.client_config(), "group.id": f"{topics.group}-dlq-reader",
+                       "enable.auto.commit": False})
+    try:
+        ends = {p: reader.get_watermark_offsets(TopicPartition(topics.dlq, p), timeout=10)[1]
+                for p in metadata.topics[topics.dlq].partitions}
+        reader.assign([TopicPartition(topics.dlq, p, 0) for p, end in ends.items() if end])
+        got: list[Any] = []
+        deadline = time.monotonic() + 20
+        while len(got) < sum(ends.values()):
+            assert time.monotonic() < deadline, f"read {len(got)} of {sum(ends.values())} dead letters"
+            got.extend(m for m in reader.consume(100, 0.5) if m.error() is None)
+    finally:
+        reader.close()
+    return sorted(got, key=lambda m: (int(dict(m.headers())["source_partition"]),
+                                      int(dict(m.headers())["source_offset"])))
 
 
 def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.3) -> Any:

@@ -12,11 +12,13 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from django.conf import settings
 
 from nova.kafka import admin_client
+from pipeline.consumers.faults import Faults
 from pipeline.consumers.framework import (
     ConsumerRunner,
     ConsumerSpec,
     DeadLetterFlood,
     InvalidMessage,
+    RowsRejected,
     RunnerOptions,
 )
 from pipeline.topics import ensure_topics
@@ -132,7 +134,7 @@ def test_nothing_is_committed_while_the_sink_is_down_and_a_restart_rereads_it(ka
 def test_negative_control_commit_before_write_loses_the_batch(kafka) -> None:
     _produce(kafka, [json.dumps({"n": i}).encode() for i in range(30)])
     down = ListSink(down=True)
-    _runner(kafka, down, commit_before_write=True).run(max_seconds=6)
+    _runner(kafka, down, faults=Faults(commit_before_write=True)).run(max_seconds=6)
     # the switch committed offsets nothing was written for: a restart would skip them
     assert down.written == [] and _committed(kafka) > 0
 
@@ -170,3 +172,81 @@ def test_consecutive_garbage_trips_the_guard_even_in_small_batches(kafka) -> Non
     _produce(kafka, [b"garbage"] * 60)
     with pytest.raises(DeadLetterFlood, match="invalid messages in a row"):
         _runner(kafka, ListSink(), dlq_max_consecutive=50, max_batch_size=5).run(max_seconds=30)
+
+
+class RefusingSink(ListSink):
+    """Refuses (RowsRejected) any write holding a value in `refused`, as ClickHouse
+    refuses a block with one value its column cannot hold; fails (an outage) any
+    write holding a value in `broken`."""
+
+    def __init__(self, refused: set[int] = frozenset(), broken: set[int] = frozenset(), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.refused, self.broken = refused, broken
+        self.attempts = 0
+
+    def write(self, items: list[int]) -> None:
+        self.attempts += 1
+        if self.refused & set(items):
+            raise RowsRejected(f"Column n: {sorted(self.refused & set(items))[0]} does not fit")
+        if self.broken & set(items):
+            raise ConnectionError("sink is down for this batch")
+        super().write(items)
+
+
+def _produce_in_order(kafka, values: list[bytes]) -> None:
+    """One key: every message in one partition, in this order."""
+    producer = Producer({**kafka.client_config(), "acks": "all"})
+    for value in values:
+        producer.produce(kafka.topic("in"), key=b"one", value=value)
+    assert producer.flush(10) == 0
+
+
+def test_rows_the_sink_refuses_are_isolated_and_dead_lettered_and_the_rest_is_written(kafka) -> None:
+    # issue 12: one row ClickHouse refuses used to fail its batch's insert for ever
+    _produce_in_order(kafka, [json.dumps({"n": i}).encode() for i in range(40)])
+    sink = RefusingSink(refused={13, 27}, stop_after=38)
+    _runner(kafka, sink, max_batch_size=40).run(max_seconds=30)
+    assert sorted(sink.written) == [i for i in range(40) if i not in (13, 27)]
+    assert len(sink.written) == len(set(sink.written))  # halves are written once each
+    assert _committed(kafka) == 40
+    dead = sorted(_read_all(kafka, kafka.topic("dlq.test"), 2), key=lambda m: int(dict(m.headers())["source_offset"]))
+    assert [json.loads(m.value())["n"] for m in dead] == [13, 27]
+    assert dict(dead[0].headers())["error"] == b"rejected by the sink: Column n: 13 does not fit"
+
+
+def test_an_outage_is_retried_not_dead_lettered(kafka) -> None:
+    _produce_in_order(kafka, [json.dumps({"n": i}).encode() for i in range(10)])
+    sink = RefusingSink(broken={3})
+    _runner(kafka, sink).run(max_seconds=4)
+    assert sink.attempts > 3 and sink.written == [] and _committed(kafka) == 0
+    assert _topic_size(kafka, kafka.topic("dlq.test")) == 0
+
+
+def test_nothing_behind_a_batch_that_gave_up_is_written(kafka) -> None:
+    # issue 12: batch N gave up at the stop while N+1 was already queued behind
+    # it, and N+1 was written: with offsets kept in the sink, the next start
+    # seeks past N+1 and N is lost
+    _produce_in_order(kafka, [json.dumps({"n": i}).encode() for i in range(60)])
+    sink = RefusingSink(broken={0})  # the first batch can never be written
+    runner = _runner(kafka, sink, max_batch_size=10)
+    runner.run(max_seconds=4)
+    assert sink.attempts > 1 and sink.written == []
+    assert _committed(kafka) == 0
+
+
+def test_lag_counts_what_the_member_holds_unwritten(kafka) -> None:
+    # issue 12: lag was the log's end minus the fetch position, so messages read
+    # into a batch the sink could not take showed as no lag at all
+    from prometheus_client import REGISTRY
+
+    _produce_in_order(kafka, [json.dumps({"n": i}).encode() for i in range(10)])
+    seen: list[float | None] = []
+
+    class Watching(RefusingSink):
+        def write(self, items: list[int]) -> None:
+            seen.append(max((REGISTRY.get_sample_value("consumer_lag", {"consumer": "test", "topic": kafka.topic("in"),
+                                                                         "partition": str(p)}) or 0) for p in (0, 1)))
+            super().write(items)
+
+    _runner(kafka, Watching(broken={3}), lag_interval_seconds=0.05).run(max_seconds=4)
+    assert seen and seen[-1] == 10

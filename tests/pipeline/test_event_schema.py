@@ -113,6 +113,12 @@ def test_build_message_then_message_to_row_round_trips() -> None:
     }
 
 
+def test_message_to_row_accepts_the_edges_of_what_the_columns_hold() -> None:
+    edges = {**GOOD, "user_id": 2**64 - 1, "ts": "2105-12-31T23:59:59.999Z", "received_at": "1970-01-01T00:00:00Z"}
+    row = dict(zip(ROW_COLUMNS, message_to_row(orjson.dumps(edges), "t", 0, 0, 0)))
+    assert (row["user_id"], row["ts"], row["received_at"]) == (2**64 - 1, 4_291_747_199, 0)
+
+
 def test_message_to_row_defaults_for_nulls() -> None:
     fields = validate_client_event(event(), NOW, WINDOW)
     row = dict(zip(ROW_COLUMNS, message_to_row(build_message(fields, 1, None, NOW), "t", 0, 0, 0)))
@@ -138,7 +144,12 @@ GOOD = orjson.loads(build_message(validate_client_event(event(), NOW, WINDOW), 1
         (orjson.dumps({**GOOD, "dwell_ms": -5}), "dwell_ms"),
         (orjson.dumps({**GOOD, "position": 2**31}), "position"),
         (orjson.dumps({**GOOD, "surface": 3}), "surface"),
-        (orjson.dumps({**GOOD, "ts": "1969-12-31T23:59:59Z"}), "before 1970"),
+        (orjson.dumps({**GOOD, "ts": "1969-12-31T23:59:59Z"}), "outside 1970-01-01..2105-12-31"),
+        # issue 12: passed decode, then failed every insert of its batch for ever
+        (orjson.dumps({**GOOD, "ts": "2200-01-01T00:00:00.000Z"}), "outside 1970-01-01..2105-12-31"),
+        (orjson.dumps({**GOOD, "received_at": "2106-02-08T00:00:00Z"}), "outside 1970-01-01..2105-12-31"),
+        (orjson.dumps({**GOOD, "user_id": 2**64 - 1})[:-1] + b',"post_id":18446744073709551616}', "user_id/post_id"),
+        (orjson.dumps({**GOOD, "surface": "x" * 65}), "surface"),
     ],
 )
 def test_malformed_messages_raise_value_error(value, reason) -> None:

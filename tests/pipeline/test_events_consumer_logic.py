@@ -9,7 +9,14 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING
 from django.conf import settings
 
-from pipeline.consumers.events import CrashPoint, insert_token, latest_sink_offsets, start_position
+from pipeline.consumers.events import (
+    commit_generation,
+    commit_metadata,
+    insert_token,
+    latest_sink_offsets,
+    start_position,
+)
+from pipeline.consumers.faults import CrashPoint
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
 
@@ -38,6 +45,28 @@ GOOD = (b'{"event_id": "0b7e7c1e-9a4c-4c55-8f43-2a8e2f7a9d11", "user_id": 7, "po
 )
 def test_start_position(sink, in_log, committed, end, expected) -> None:
     assert start_position(sink, in_log, committed, end) == expected
+
+
+@pytest.mark.parametrize(
+    ("sink", "committed", "committed_generation", "expected"),
+    [
+        # issue 12: a commit of the old log (generation 0) after a recreation and a
+        # crash skipped new-log offsets 41..999; a commit names its generation now
+        ((1, 40), 1000, 0, (1, 41, False)),
+        ((1, 40), 1000, None, (1, 1000, False)),  # a commit from before: taken as it was
+        ((1, 40), 60, 1, (1, 60, False)),  # same log, ahead of the sink
+        (None, 30, 2, (2, 30, False)),
+    ],
+)
+def test_start_position_ignores_a_commit_of_another_generation(sink, committed, committed_generation,
+                                                                 expected) -> None:
+    assert start_position(sink, True, committed, 5000, committed_generation) == expected
+
+
+def test_commit_metadata_round_trips_and_ignores_what_it_did_not_write() -> None:
+    assert commit_generation(commit_metadata(3)) == 3
+    assert commit_generation("") is None and commit_generation(None) is None
+    assert commit_generation("generation=x") is None and commit_generation("other=3") is None
 
 
 def test_latest_sink_offsets_takes_the_newest_generation_per_partition() -> None:

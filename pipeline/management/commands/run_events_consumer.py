@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+
 from pipeline.consumers.command import ConsumerCommand
-from pipeline.consumers.events import CrashPoint, build_events_handler
+from pipeline.consumers.events import build_events_handler
+from pipeline.consumers.faults import CrashPoint, Faults
 
 
 class Command(ConsumerCommand):
@@ -19,8 +22,11 @@ class Command(ConsumerCommand):
         parser.add_argument("--test-crash-at", type=CrashPoint.parse, default=None, metavar="POINT:N",
                             help="TESTS ONLY: SIGKILL itself at after-dedup:N or after-insert:N (N-th batch write)")
 
-    def build_handler(self, spec, options):
-        return build_events_handler(
-            sink_seek=not options["test_no_sink_seek"], mark_identity=not options["test_no_mark_identity"],
-            crash_at=options["test_crash_at"],
+    def build_faults(self, options) -> Faults:
+        return dataclasses.replace(
+            super().build_faults(options), no_sink_seek=options["test_no_sink_seek"],
+            no_mark_identity=options["test_no_mark_identity"], crash_at=options["test_crash_at"],
         )
+
+    def build_handler(self, spec, faults: Faults):
+        return build_events_handler(faults)

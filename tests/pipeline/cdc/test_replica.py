@@ -67,13 +67,16 @@ def test_parse_change(raw: bytes | None, expected: object) -> None:
         (env("d"), "before must be an object", "invalid"),
         (env("c", after=FOLLOW, lsn=None), "source.lsn", "invalid"),
         (env("c", after=FOLLOW, lsn="12"), "source.lsn", "invalid"),
-        (env("c", after={**FOLLOW, "id": "7"}), "follows.id: expected an integer", "invalid"),
-        (env("c", after={**FOLLOW, "id": True}), "follows.id: expected an integer", "invalid"),
+        (env("c", after={**FOLLOW, "id": "7"}), "follows.id: expected a 64-bit integer", "invalid"),
+        (env("c", after={**FOLLOW, "id": True}), "follows.id: expected a 64-bit integer", "invalid"),
         (env("c", after={**FOLLOW, "follower_id": None}), "follows.follower_id: missing", "invalid"),
         (env("c", after={k: v for k, v in FOLLOW.items() if k != "created_at"}), "created_at: missing", "invalid"),
         (env("c", after={**FOLLOW, "created_at": "yesterday"}), "not an ISO-8601", "invalid"),
         (env("c", after={**FOLLOW, "created_at": "1900-01-01T00:00:00Z"}), "outside ClickHouse", "invalid"),
         (env("u", after={**FOLLOW, "created_at": "__debezium_unavailable_value"}), "unavailable", "invalid"),
+        # values their columns cannot hold: each would fail every insert of its batch (issue 12)
+        (env("c", after={**FOLLOW, "created_at": "2200-01-01T00:00:00Z"}), "outside ClickHouse", "invalid"),
+        (env("c", after={**FOLLOW, "follower_id": 2**63}), "follower_id: expected a 64-bit integer", "invalid"),
     ],
 )
 def test_parse_change_rejects(raw: bytes, error: str, reason: str) -> None:
