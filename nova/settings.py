@@ -210,6 +210,7 @@ EVENTS_PRODUCER_QUEUE_MAX_MESSAGES = env_int("EVENTS_PRODUCER_QUEUE_MAX_MESSAGES
 # client retries are dropped by event_id for at least this long (>= 24 h)
 EVENTS_DEDUP_TTL_SECONDS = env_int("EVENTS_DEDUP_TTL_SECONDS", 48 * 3600)
 EVENTS_CONSUMER_GROUP = env_str("EVENTS_CONSUMER_GROUP", "nova-events")
+CDC_CONSUMER_GROUP = env_str("CDC_CONSUMER_GROUP", "nova-cdc")
 
 # --- REST API
 # Request bodies above this are refused with 413 (nova.api.RequestTooLargeMiddleware).

@@ -17,6 +17,10 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
 os.environ["CLICKHOUSE_DATABASE"] = f"nova_{_NS}"
 os.environ["KAFKA_TOPIC_PREFIX"] = f"nova{_NS}"
 os.environ["REDIS_KEY_PREFIX"] = f"nova{_NS}"
+# consumer groups of their own: members of one group subscribed to another
+# session's topics stall each other's rebalances on the shared broker
+os.environ.setdefault("CDC_CONSUMER_GROUP", f"nova{_NS}-cdc")
+os.environ.setdefault("EVENTS_CONSUMER_GROUP", f"nova{_NS}-events")
 # Celery workers started by tests consume only their namespace's queue
 os.environ["CELERY_TASK_DEFAULT_QUEUE"] = f"nova{_NS}"
 

@@ -22,6 +22,12 @@ def register(spec: ConsumerSpec) -> ConsumerSpec:
     return spec
 
 
+def _group(setting: str) -> str:
+    from django.conf import settings
+
+    return str(getattr(settings, setting))
+
+
 # ---------------------------------------------------------------- cdc (pipeline/consumers/cdc.py)
 def _cdc_handler() -> Handler[Any]:
     from pipeline.consumers.cdc import build_cdc_handler
@@ -33,7 +39,7 @@ register(
     ConsumerSpec(
         name="cdc",
         topics=lambda kafka: [cdc_topic(kafka, table) for table in CDC_TABLES],
-        group_id="nova-cdc",
+        group_id=_group("CDC_CONSUMER_GROUP"),
         dlq_topic=lambda kafka: dlq_topic(kafka, "cdc"),
         handler_factory=_cdc_handler,
         # small batches keep change -> visible well under a second at steady load;
@@ -53,17 +59,11 @@ def _events_handler() -> Handler[Any]:
     return build_events_handler()
 
 
-def _events_group() -> str:
-    from django.conf import settings
-
-    return settings.EVENTS_CONSUMER_GROUP
-
-
 register(
     ConsumerSpec(
         name="events",
         topics=lambda kafka: [events_topic(kafka)],
-        group_id=_events_group(),
+        group_id=_group("EVENTS_CONSUMER_GROUP"),
         dlq_topic=lambda kafka: dlq_topic(kafka, "events"),
         handler_factory=_events_handler,
         # big blocks: ClickHouse spends ~16 µs a row on 10,000-row inserts (new

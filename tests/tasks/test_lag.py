@@ -44,7 +44,7 @@ def test_partition_lag(low: int, high: int, committed: int, lag: int) -> None:
 def test_the_groups_are_the_consumer_registry_s() -> None:
     groups = consumer_groups(CONSUMERS.values(), settings.KAFKA)
     assert groups == {
-        "nova-cdc": [cdc_topic(settings.KAFKA, table) for table in CDC_TABLES],
+        settings.CDC_CONSUMER_GROUP: [cdc_topic(settings.KAFKA, table) for table in CDC_TABLES],
         settings.EVENTS_CONSUMER_GROUP: [events_topic(settings.KAFKA)],
     }
 

@@ -199,5 +199,6 @@ def test_report_pipeline_lag_reaches_the_web_metrics(celery_worker, lag_slot_beh
     slot_lag = _samples("cdc_replication_slot_lag_bytes")
     assert slot_lag_before <= slot_lag[(("slot", lag_slot()),)] <= lag_slot_behind()
     assert _samples("pipeline_lag_report_age_seconds")[()] < settings.PIPELINE_LAG_MAX_AGE_SECONDS
-    cdc_topics = {dict(key)["topic"] for key in _samples("consumer_group_lag") if dict(key)["group"] == "nova-cdc"}
+    cdc_topics = {dict(key)["topic"] for key in _samples("consumer_group_lag")
+                  if dict(key)["group"] == settings.CDC_CONSUMER_GROUP}
     assert cdc_topics == {t for t in all_topics(kafka) if ".public." in t}, "every group of the consumer registry"

@@ -124,6 +124,7 @@ def cdc_ns(transactional_db: None, clickhouse_db: str, tmp_path: Path) -> Iterat
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "NOVA_TEST_NAMESPACE": name,
+        "CDC_CONSUMER_GROUP": f"nova{name}-cdc",
         "DATABASE_URL": database_url,
         "CDC_SLOT_NAME": cdc.slot_name,
         "CDC_PUBLICATION_NAME": cdc.publication_name,

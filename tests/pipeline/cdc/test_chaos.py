@@ -137,7 +137,7 @@ def caught_up(ns: CdcNamespace, wal_end: int) -> bool:
     confirmed = ns.slot_confirmed_lsn()
     if confirmed is None or parse_lsn(confirmed) < wal_end:
         return False
-    reader = Consumer({**ns.kafka.client_config(), "group.id": "nova-cdc", "enable.auto.commit": False})
+    reader = Consumer({**ns.kafka.client_config(), "group.id": ns.env["CDC_CONSUMER_GROUP"], "enable.auto.commit": False})
     try:
         partitions = [TopicPartition(cdc_topic(ns.kafka, t), p) for t in CDC_TABLES for p in range(3)]
         committed = reader.committed(partitions, timeout=10)
