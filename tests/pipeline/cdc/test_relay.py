@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 from django.db import connection, transaction
+from prometheus_client import REGISTRY
 
 from feed.models import Follow, Post, User
 from pipeline.cdc import relay as relay_module
@@ -57,6 +58,11 @@ def read_topic(ns: CdcNamespace, table: str, count: int, timeout: float = 10.0) 
     consumer.close()
     messages.sort(key=lambda m: (m.partition(), m.offset()))
     return [(orjson.loads(m.key()) if m.key() else None, orjson.loads(m.value()) if m.value() else None) for m in messages]
+
+
+def relayed_changes(table: str, op: str) -> float:
+    """cdc_relay_changes_total{table, op} in this process (the relay under test runs here)."""
+    return REGISTRY.get_sample_value("cdc_relay_changes_total", {"table": table, "op": op}) or 0.0
 
 
 def pump_until_idle(relay: Relay) -> int:
@@ -144,9 +150,11 @@ def test_slot_advances_only_past_acknowledged_messages(cdc_ns: CdcNamespace) -> 
     relay._set_snapshot_done(True)
     before = cdc_ns.slot_confirmed_lsn()
     User.objects.create_user("carol")
+    relayed_before = relayed_changes("users", "c")
     with pytest.raises(DeliveryFailed):
         relay.pump()
     assert cdc_ns.slot_confirmed_lsn() == before, "the slot moved past a change the broker never acknowledged"
+    assert relayed_changes("users", "c") == relayed_before, "a change the broker never acknowledged was counted"
     relay.close()
 
     # the same change is still in the slot and reaches a live broker
@@ -155,6 +163,7 @@ def test_slot_advances_only_past_acknowledged_messages(cdc_ns: CdcNamespace) -> 
     pump_until_idle(live)
     users = read_topic(cdc_ns, "users", 1)
     assert [v["after"]["username"] for _, v in users] == ["carol"]
+    assert relayed_changes("users", "c") == relayed_before + 1
     assert parse_lsn(cdc_ns.slot_confirmed_lsn()) > parse_lsn(before)
 
 
