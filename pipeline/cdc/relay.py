@@ -351,11 +351,11 @@ class Relay:
                             produced_since_flush += 1
                             result.records += 1
                     # Type, Origin and logical Message carry nothing the replicas need
-                if produced_since_flush >= PRODUCE_CHUNK:
-                    # bound the producer's queue inside a big transaction; the slot
-                    # still only advances at a commit boundary, below
-                    self._flush()
-                    produced_since_flush = 0
+                    if produced_since_flush >= PRODUCE_CHUNK:
+                        # bound the producer's queue inside a big transaction; the slot
+                        # still only advances at a commit boundary, below
+                        self._flush()
+                        produced_since_flush = 0
         self._flush()
         result.caught_up = result.rows < self.cdc.peek_max_rows
         advance_to = last_commit_end
