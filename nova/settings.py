@@ -194,6 +194,9 @@ CDC = CdcConfig(
     reconnect_max_backoff=env_float("CDC_RECONNECT_MAX_BACKOFF_SECONDS", 30.0),
     relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 9103),
 )
+# the CDC consumer's group; a test namespace gets its own, so runs side by side never
+# share (and rebalance) one group
+CDC_CONSUMER_GROUP = env_str("CDC_CONSUMER_GROUP", "nova-cdc")
 
 # --- events ingestion (pipeline/)
 EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 500)

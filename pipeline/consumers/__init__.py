@@ -29,11 +29,17 @@ def _cdc_handler() -> Handler[Any]:
     return build_cdc_handler()
 
 
+def _cdc_group() -> str:
+    from django.conf import settings
+
+    return settings.CDC_CONSUMER_GROUP
+
+
 register(
     ConsumerSpec(
         name="cdc",
         topics=lambda kafka: [cdc_topic(kafka, table) for table in CDC_TABLES],
-        group_id="nova-cdc",
+        group_id=_cdc_group(),
         dlq_topic=lambda kafka: dlq_topic(kafka, "cdc"),
         handler_factory=_cdc_handler,
         # small batches keep change -> visible well under a second at steady load;

@@ -127,6 +127,8 @@ def cdc_ns(transactional_db: None, clickhouse_db: str, tmp_path: Path) -> Iterat
         "DATABASE_URL": database_url,
         "CDC_SLOT_NAME": cdc.slot_name,
         "CDC_PUBLICATION_NAME": cdc.publication_name,
+        # its own group: consumers of other namespaces never join (and rebalance) it
+        "CDC_CONSUMER_GROUP": f"{name}-cdc",
         "CDC_RELAY_POLL_SECONDS": "0.05",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         # several test runs share this machine: no fixed /metrics ports

@@ -61,7 +61,8 @@ class Chaos:
     """Kills the relay and the consumer at random moments, and once kills the
     consumer while ClickHouse hangs in its insert. The consumer is only killed
     after it has been up long enough to join the group and write batches, so
-    every consumer kill interrupts real work."""
+    every consumer kill interrupts real work; the relay only once it advanced the
+    slot since its start (on a loaded machine its start alone can take seconds)."""
 
     CONSUMER_MIN_UPTIME = 6.0
     RELAY_MIN_UPTIME = 2.5
@@ -72,6 +73,7 @@ class Chaos:
         self.consumer_args = consumer_args
         self.started = {"relay": time.monotonic(), "consumer": time.monotonic()}
         self.relay = ns.start_relay()
+        self.relay_started_at_lsn = ns.slot_confirmed_lsn()
         self.consumer = ns.start_consumer(*consumer_args)
         self.kills = {"relay": 0, "consumer": 0, "stalled_consumer": 0}
         self.stop = threading.Event()
@@ -85,11 +87,16 @@ class Chaos:
         self.started[which] = time.monotonic()
         if which == "relay":
             self.relay = self.ns.start_relay()
+            self.relay_started_at_lsn = self.ns.slot_confirmed_lsn()
         else:
             self.consumer = self.ns.start_consumer(*self.consumer_args)
 
     def up_for(self, which: str) -> float:
         return time.monotonic() - self.started[which]
+
+    def relay_is_working(self) -> bool:
+        return self.up_for("relay") >= self.RELAY_MIN_UPTIME and self.ns.slot_confirmed_lsn() not in (
+            None, self.relay_started_at_lsn)
 
     def consumer_is_writing(self) -> bool:
         before = self.ch.execute(TOTAL_ROWS)
@@ -112,7 +119,7 @@ class Chaos:
                 continue
             if not first and consumer_ready and not stall_next:
                 which = "consumer"
-            elif self.up_for("relay") >= self.RELAY_MIN_UPTIME:
+            elif self.relay_is_working():
                 which = "relay"
             else:
                 continue
@@ -137,7 +144,8 @@ def caught_up(ns: CdcNamespace, wal_end: int) -> bool:
     confirmed = ns.slot_confirmed_lsn()
     if confirmed is None or parse_lsn(confirmed) < wal_end:
         return False
-    reader = Consumer({**ns.kafka.client_config(), "group.id": "nova-cdc", "enable.auto.commit": False})
+    group = ns.env["CDC_CONSUMER_GROUP"]
+    reader = Consumer({**ns.kafka.client_config(), "group.id": group, "enable.auto.commit": False})
     try:
         partitions = [TopicPartition(cdc_topic(ns.kafka, t), p) for t in CDC_TABLES for p in range(3)]
         committed = reader.committed(partitions, timeout=10)
