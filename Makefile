@@ -21,17 +21,19 @@ MANAGE := $(SECRET_ENV) $(PY) manage.py
 .PHONY: run test setup venv services services-down services-status test-tools prometheus migrate seed lint clean-var \
 	cluster-up cluster-down cluster-status
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt is the runtime (the image installs only it); requirements-local.txt
+# adds what `make run` needs on a workstation (process supervisor, local broker);
+# requirements-test.txt adds the test tools on top of both
+$(VENV)/.installed: requirements.txt requirements-local.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is required, found " + sys.version'
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements-local.txt
 	@touch $@
 
 venv: $(VENV)/.installed
 
-# test-only dependencies (chDB for the portability test), kept out of the image
 $(VENV)/.test-installed: requirements-test.txt $(VENV)/.installed
 	$(PY) -m pip install -q -r requirements-test.txt
 	@touch $@
@@ -59,13 +61,16 @@ migrate: services var/secret_key
 run: migrate
 	$(MANAGE) seed_demo  # first start only: a no-op once the demo user exists
 	@echo
-	@echo "  Nova is starting (Ctrl-C stops the processes; 'make services-down' stops the services):"
+	@echo "  Nova is starting under supervisord: a process that exits is restarted (1 s, 2 s, ... backoff);"
+	@echo "  Ctrl-C stops every process; 'make services-down' stops the services."
 	@echo "    web          http://127.0.0.1:8000/   (admin: /admin/, health: /healthz, /readyz, metrics: /metrics)"
 	@echo "    postgres     127.0.0.1:$${NOVA_PG_PORT:-55432}   redis 127.0.0.1:$${NOVA_REDIS_PORT:-56379}"
 	@echo "    clickhouse   127.0.0.1:$${NOVA_CH_TCP_PORT:-59000} (native), http://127.0.0.1:$${NOVA_CH_HTTP_PORT:-58123}/"
 	@echo "    kafka        127.0.0.1:$${NOVA_KAFKA_PORT:-59092}"
 	@echo
-	$(SECRET_ENV) exec honcho start -f Procfile
+	@mkdir -p var/run
+	@$(PY) infra/local/procfile_supervisor.py Procfile var/run > var/run/supervisord.conf
+	$(SECRET_ENV) exec supervisord -c var/run/supervisord.conf
 
 # chromium and its driver for the browser tests (requires_browser), promtool and amtool for the
 # monitoring-config tests; not needed by `make run`

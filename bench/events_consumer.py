@@ -163,12 +163,13 @@ def stage_decode(messages: list) -> tuple[list[tuple], float]:
 
 
 def stage_dedup(rows: list[tuple]) -> float:
-    dedup = EventDedup(settings.REDIS_URL, f"novabench{RUN}-stage", 48 * 3600)
+    dedup = EventDedup(settings.EVENTS_DEDUP_REDIS_URL, f"novabench{RUN}-stage", 48 * 3600)
     p, o, g = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
+    u = ROW_COLUMNS.index("user_id")
     started = time.perf_counter()
     for i in range(0, len(rows), BATCH):
         batch = rows[i:i + BATCH]
-        dedup.classify([r[0].hex for r in batch], [message_mark(r[g], r[p], r[o]) for r in batch])
+        dedup.classify([(r[u], r[0].hex) for r in batch], [message_mark(r[g], r[p], r[o]) for r in batch])
     seconds = time.perf_counter() - started
     return rate(len(rows), seconds)
 
@@ -411,8 +412,8 @@ def stages(topic: str, partitions: int, count: int) -> tuple[float, float]:
 
 
 def forget_dedup_marks() -> int:
-    """Drop this run's Redis marks (48 h TTL): runs must not pile millions of keys up."""
-    client = EventDedup(settings.REDIS_URL, "x", 48 * 3600).client
+    """Drop this run's Redis marks (8-day TTL): runs must not pile millions of keys up."""
+    client = EventDedup(settings.EVENTS_DEDUP_REDIS_URL, "x", 48 * 3600).client
     removed = 0
     batch: list[bytes] = []
     for key in client.scan_iter(match=f"novabench{RUN}*", count=10_000):

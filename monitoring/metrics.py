@@ -82,7 +82,9 @@ CDC_PROCESSING_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CDC_DLQ_MESSAGES = Counter("cdc_dlq_messages", "CDC messages sent to the dead-letter topic", ["reason"])
-CDC_RELAY_CHANGES = Counter("cdc_relay_changes", "Change events the relay produced to Kafka", ["table", "op"])
+CDC_RELAY_CHANGES = Counter(
+    "cdc_relay_changes", "Change events the relay produced to Kafka and the broker acknowledged", ["table", "op"]
+)
 CDC_SLOT_LAG_BYTES = Gauge(
     "cdc_slot_lag_bytes", "WAL bytes between the server's position and the slot's confirmed position", ["slot"]
 )

@@ -7,6 +7,7 @@ The local defaults point at the project-owned services of infra/local/services.s
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -20,6 +21,7 @@ from nova.env import (
     env_str,
     parse_database_url,
 )
+from pipeline.dedup import mark_ttl_seconds
 from ranking.params import RankingParams
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -196,6 +198,9 @@ CDC = CdcConfig(
     reconnect_max_backoff=env_float("CDC_RECONNECT_MAX_BACKOFF_SECONDS", 30.0),
     relay_metrics_port=env_int("CDC_RELAY_METRICS_PORT", 9103),
 )
+# the CDC consumer's group; a test namespace gets its own, so runs side by side never
+# share (and rebalance) one group
+CDC_CONSUMER_GROUP = env_str("CDC_CONSUMER_GROUP", "nova-cdc")
 
 # --- events ingestion (pipeline/)
 EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 500)
@@ -207,10 +212,18 @@ EVENTS_MAX_AGE_SECONDS = env_int("EVENTS_MAX_AGE_SECONDS", 7 * 24 * 3600)
 EVENTS_PRODUCE_TIMEOUT_SECONDS = env_float("EVENTS_PRODUCE_TIMEOUT_SECONDS", 2.0)
 EVENTS_RETRY_AFTER_SECONDS = env_int("EVENTS_RETRY_AFTER_SECONDS", 5)
 EVENTS_PRODUCER_QUEUE_MAX_MESSAGES = env_int("EVENTS_PRODUCER_QUEUE_MAX_MESSAGES", 100_000)
-# client retries are dropped by event_id for at least this long (>= 24 h)
-EVENTS_DEDUP_TTL_SECONDS = env_int("EVENTS_DEDUP_TTL_SECONDS", 48 * 3600)
+# Client retries are dropped by (user_id, event_id) marks (pipeline/dedup.py). A mark
+# lives as long as the API accepts a retry (max age + future skew) plus a margin for
+# consumer lag. The marks have their own Redis database, so flushing the cache never
+# drops them, on a server that must run maxmemory-policy noeviction (checked by the
+# consumer): give production a separate server from the LRU cache's.
+EVENTS_DEDUP_MARGIN_SECONDS = env_int("EVENTS_DEDUP_MARGIN_SECONDS", 24 * 3600)
+EVENTS_DEDUP_TTL_SECONDS = mark_ttl_seconds(EVENTS_MAX_AGE_SECONDS, EVENTS_MAX_FUTURE_SKEW_SECONDS,
+                                            EVENTS_DEDUP_MARGIN_SECONDS)
+EVENTS_DEDUP_REDIS_URL = env_str("EVENTS_DEDUP_REDIS_URL", urlunsplit(urlsplit(REDIS_URL)._replace(path="/1")))
+if EVENTS_DEDUP_REDIS_URL == REDIS_URL:
+    raise ImproperlyConfigured("EVENTS_DEDUP_REDIS_URL must name another Redis database than REDIS_URL (the cache's)")
 EVENTS_CONSUMER_GROUP = env_str("EVENTS_CONSUMER_GROUP", "nova-events")
-CDC_CONSUMER_GROUP = env_str("CDC_CONSUMER_GROUP", "nova-cdc")
 
 # --- REST API
 # Request bodies above this are refused with 413 (nova.api.RequestTooLargeMiddleware).

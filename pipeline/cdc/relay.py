@@ -33,6 +33,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import orjson
@@ -350,11 +351,11 @@ class Relay:
                             produced_since_flush += 1
                             result.records += 1
                     # Type, Origin and logical Message carry nothing the replicas need
-                if produced_since_flush >= PRODUCE_CHUNK:
-                    # bound the producer's queue inside a big transaction; the slot
-                    # still only advances at a commit boundary, below
-                    self._flush()
-                    produced_since_flush = 0
+                    if produced_since_flush >= PRODUCE_CHUNK:
+                        # bound the producer's queue inside a big transaction; the slot
+                        # still only advances at a commit boundary, below
+                        self._flush()
+                        produced_since_flush = 0
         self._flush()
         result.caught_up = result.rows < self.cdc.peek_max_rows
         advance_to = last_commit_end
@@ -398,18 +399,20 @@ class Relay:
         return lag_bytes, lag_seconds
 
     # ------------------------------------------------------------ kafka
-    def _on_delivery(self, error: Any, message: Any) -> None:
+    def _on_delivery(self, table: str, op: str, error: Any, message: Any) -> None:
         if error is not None:
             self._delivery_errors.append(f"{message.topic()}: {error}")
+        else:
+            # counted when the broker acknowledged it, not when it was handed to the producer
+            metrics.CDC_RELAY_CHANGES.labels(table, op).inc()
 
     def _produce(self, record: Record) -> None:
         assert self.producer is not None
         key = orjson.dumps(record.key) if record.key is not None else None
         value = orjson.dumps(record.value) if record.value is not None else None
-        produce_waiting(self.producer, self._topics[record.table], key, value, poll_seconds=0.1,
-                        on_delivery=self._on_delivery)
         op = record.value["op"] if record.value is not None else "tombstone"
-        metrics.CDC_RELAY_CHANGES.labels(record.table, op).inc()
+        produce_waiting(self.producer, self._topics[record.table], key, value, poll_seconds=0.1,
+                        on_delivery=partial(self._on_delivery, record.table, op))
 
     def _flush(self, timeout: float = 30.0) -> None:
         assert self.producer is not None

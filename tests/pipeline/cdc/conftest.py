@@ -124,10 +124,11 @@ def cdc_ns(transactional_db: None, clickhouse_db: str, tmp_path: Path) -> Iterat
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "NOVA_TEST_NAMESPACE": name,
-        "CDC_CONSUMER_GROUP": f"nova{name}-cdc",
         "DATABASE_URL": database_url,
         "CDC_SLOT_NAME": cdc.slot_name,
         "CDC_PUBLICATION_NAME": cdc.publication_name,
+        # its own group: consumers of other namespaces never join (and rebalance) it
+        "CDC_CONSUMER_GROUP": f"{name}-cdc",
         "CDC_RELAY_POLL_SECONDS": "0.05",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         # several test runs share this machine: no fixed /metrics ports

@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 from django.db import connection, transaction
+from prometheus_client import REGISTRY
 
 from feed.models import Follow, Post, User
 from pipeline.cdc import relay as relay_module
@@ -57,6 +58,11 @@ def read_topic(ns: CdcNamespace, table: str, count: int, timeout: float = 10.0) 
     consumer.close()
     messages.sort(key=lambda m: (m.partition(), m.offset()))
     return [(orjson.loads(m.key()) if m.key() else None, orjson.loads(m.value()) if m.value() else None) for m in messages]
+
+
+def relayed_changes(table: str, op: str) -> float:
+    """cdc_relay_changes_total{table, op} in this process (the relay under test runs here)."""
+    return REGISTRY.get_sample_value("cdc_relay_changes_total", {"table": table, "op": op}) or 0.0
 
 
 def pump_until_idle(relay: Relay) -> int:
@@ -144,9 +150,11 @@ def test_slot_advances_only_past_acknowledged_messages(cdc_ns: CdcNamespace) -> 
     relay._set_snapshot_done(True)
     before = cdc_ns.slot_confirmed_lsn()
     User.objects.create_user("carol")
+    relayed_before = relayed_changes("users", "c")
     with pytest.raises(DeliveryFailed):
         relay.pump()
     assert cdc_ns.slot_confirmed_lsn() == before, "the slot moved past a change the broker never acknowledged"
+    assert relayed_changes("users", "c") == relayed_before, "a change the broker never acknowledged was counted"
     relay.close()
 
     # the same change is still in the slot and reaches a live broker
@@ -155,6 +163,7 @@ def test_slot_advances_only_past_acknowledged_messages(cdc_ns: CdcNamespace) -> 
     pump_until_idle(live)
     users = read_topic(cdc_ns, "users", 1)
     assert [v["after"]["username"] for _, v in users] == ["carol"]
+    assert relayed_changes("users", "c") == relayed_before + 1
     assert parse_lsn(cdc_ns.slot_confirmed_lsn()) > parse_lsn(before)
 
 
@@ -175,19 +184,71 @@ def test_idle_tables_still_confirm_progress(cdc_ns: CdcNamespace) -> None:
     assert lag_bytes >= 0 and lag_seconds < 5
 
 
+class FlushSpy(Producer):
+    """The real producer, counting flushes; `fail_at` makes that flush report an unacknowledged message."""
+
+    def __init__(self, config: dict[str, Any], fail_at: int | None = None) -> None:
+        super().__init__(config)
+        self.flushes = 0
+        self.fail_at = fail_at
+
+    def flush(self, *args: Any) -> int:
+        self.flushes += 1
+        remaining = super().flush(*args)
+        return 1 if self.flushes == self.fail_at else remaining
+
+
 @pytest.mark.django_db(transaction=True)
-def test_large_transaction_is_relayed_whole_in_bounded_peeks(cdc_ns: CdcNamespace) -> None:
-    relay = make_relay(cdc_ns, peek_max_rows=100)
+def test_peeks_are_bounded_and_a_failure_inside_a_large_transaction_loses_nothing(
+        cdc_ns: CdcNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_module, "PRODUCE_CHUNK", 200)
+    producers: list[FlushSpy] = []
+
+    def spy(fail_at: int | None = None) -> Any:
+        def factory() -> FlushSpy:
+            conf = {**cdc_ns.kafka.client_config(), "acks": "all", "enable.idempotence": True,
+                    "partitioner": "murmur2_random"}
+            producers.append(FlushSpy(conf, fail_at))
+            return producers[-1]
+        return factory
+
+    relay = make_relay(cdc_ns, producer_factory=spy(), peek_max_rows=100)
     start(relay)
     relay._set_snapshot_done(True)
-    author = User.objects.create_user("bulk")
+    author = User.objects.create_user("bulk")  # one transaction of one change
+    # 300 small transactions: a peek stops once it holds 100 rows (3 per transaction)
+    for i in range(300):
+        Post.objects.create(author=author, body=f"s{i}")
+    first = relay.pump()
+    assert 100 <= first.rows <= 105 and not first.caught_up, first
+    pump_until_idle(relay)
+
+    # a transaction larger than a peek: Postgres never splits it, so one peek returns
+    # it whole; the relay streams it and bounds its producer queue (a flush every 200)
     with transaction.atomic():
         Post.objects.bulk_create([Post(author=author, body=f"p{i}") for i in range(1500)])
-    Post.objects.create(author=author, body="after")
-    total = pump_until_idle(relay)
-    assert total == 1 + 1500 + 1
-    bodies = [v["after"]["body"] for _, v in read_topic(cdc_ns, "posts", 1501)]
-    assert sorted(bodies) == sorted([f"p{i}" for i in range(1500)] + ["after"])
+    before = cdc_ns.slot_confirmed_lsn()
+    relay.close()
+    # the 4th flush (800 changes produced) reports an unacknowledged message
+    failing = make_relay(cdc_ns, producer_factory=spy(fail_at=4), peek_max_rows=100)
+    start(failing)
+    with pytest.raises(DeliveryFailed):
+        failing.pump()
+    assert producers[-1].flushes == 4
+    assert cdc_ns.slot_confirmed_lsn() == before, "the slot moved inside a transaction that was not all acknowledged"
+    failing.close()
+
+    again = make_relay(cdc_ns, producer_factory=spy(), peek_max_rows=100)
+    start(again)
+    result = again.pump()
+    assert result.records == 1500 and producers[-1].flushes == 1500 // 200 + 1
+    assert parse_lsn(cdc_ns.slot_confirmed_lsn()) > parse_lsn(before)
+    # at least once: every change of the transaction is on the topic, the first 800 twice
+    bodies = [v["after"]["body"] for _, v in read_topic(cdc_ns, "posts", 300 + 800 + 1500)]
+    big = [body for body in bodies if body.startswith("p")]
+    assert set(big) == {f"p{i}" for i in range(1500)}
+    assert len(big) == 800 + 1500
+    again.close()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,6 +12,7 @@ from pipeline.cdc.replica import (
     RowChange,
     TruncateChange,
     clickhouse_columns,
+    covered_by_truncate,
     parse_change,
     parse_timestamp,
     truncate_sql,
@@ -128,3 +129,18 @@ def test_columns_and_truncate_sql() -> None:
     )
     with pytest.raises(ValueError):
         truncate_sql("customers")
+
+
+def test_a_truncate_covers_the_changes_made_before_it() -> None:
+    streamed = parse_change(env("c", after=FOLLOW, lsn=150))
+    later = parse_change(env("u", before=FOLLOW, after=FOLLOW, lsn=250))
+    snapshot_before = parse_change(env("r", after=FOLLOW, lsn=120, snapshot="true"))
+    snapshot_after = parse_change(env("r", after=FOLLOW, lsn=260, snapshot="true"))
+    snapshot_unknown = parse_change(env("r", after=FOLLOW, lsn=None, snapshot="true"))
+    other_table = RowChange("likes", streamed.values)
+    assert (snapshot_before.version, snapshot_before.position, snapshot_unknown.position) == (0, 120, None)
+    changes = [streamed, later, snapshot_before, snapshot_after, snapshot_unknown, other_table]
+    assert covered_by_truncate(changes, {"follows": 200}) == [streamed, snapshot_before]
+    assert covered_by_truncate(changes, {}) == []
+    # marked deleted at the truncate's version: a later change of the key (version > 200) still wins
+    assert streamed.deleted_by_truncate(200).values == (*streamed.values[:-2], 1, 200)

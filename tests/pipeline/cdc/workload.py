@@ -102,12 +102,27 @@ def _ch_select(table: str) -> str:
     return f"SELECT {', '.join(parts)} FROM `{table}` FINAL WHERE _deleted = 0"
 
 
+def _rows(pg: psycopg.Connection[Any], ch: Any, table: str) -> tuple[set[tuple], set[tuple]]:
+    """The table's rows in Postgres and in the ClickHouse replica, in the same form."""
+    pg_rows = {tuple(row) for row in pg.execute(_pg_select(table)).fetchall()}
+    return pg_rows, {tuple(row) for row in ch.execute(_ch_select(table))}
+
+
+def missing_in_clickhouse(pg: psycopg.Connection[Any], ch: Any) -> dict[str, set[tuple]]:
+    """Per table, the rows Postgres has and the replica does not (tables without any left out)."""
+    missing = {}
+    for table in REPLICA_TABLES:
+        pg_rows, ch_rows = _rows(pg, ch, table)
+        if pg_rows - ch_rows:
+            missing[table] = pg_rows - ch_rows
+    return missing
+
+
 def compare(pg: psycopg.Connection[Any], ch: Any) -> dict[str, dict[str, int]]:
     """Per table, rows only in Postgres / only in ClickHouse; {} when equal row for row."""
     diffs: dict[str, dict[str, int]] = {}
     for table in REPLICA_TABLES:
-        pg_rows = {tuple(row) for row in pg.execute(_pg_select(table)).fetchall()}
-        ch_rows = {tuple(row) for row in ch.execute(_ch_select(table))}
+        pg_rows, ch_rows = _rows(pg, ch, table)
         if pg_rows != ch_rows:
             diffs[table] = {"only_postgres": len(pg_rows - ch_rows), "only_clickhouse": len(ch_rows - pg_rows),
                             "postgres": len(pg_rows)}
