@@ -20,7 +20,9 @@ E2E_SETTINGS = {
     "TRENDING_REFRESH_SECONDS": "5",
     "CIRCUIT_BREAKER_COOL_DOWN_SECONDS": "2",
     "PIPELINE_LAG_REPORT_SECONDS": "2",
+    # one client address registers every test user
     "API_THROTTLE_USER": "100000/min",
+    "API_THROTTLE_REGISTER_ADDRESS": "1000/hour",
 }
 
 
