@@ -218,15 +218,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "nova.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "user": env_str("API_THROTTLE_USER", "6000/min"),
-        "anon": env_str("API_THROTTLE_ANON", "600/min"),
-    },
+    # every JSON body goes through one parser: orjson, depth and size limits (nova/parsers.py);
+    # any other content type is a 415
+    "DEFAULT_PARSER_CLASSES": ["nova.parsers.JSONObjectParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Redis-backed, failing open when Redis is down (nova/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["nova.throttling.UserThrottle", "nova.throttling.AnonThrottle"],
 }
+# rates "<count>/[<n>]<unit>" (nova/throttling.py); a window starts with its first request
+API_THROTTLE_RATES = {
+    "user": env_str("API_THROTTLE_USER", "6000/min"),  # a signed-in user's requests (reads and writes)
+    "anon": env_str("API_THROTTLE_ANON", "600/min"),  # anonymous requests per client address
+    "events": env_str("API_THROTTLE_EVENTS", "3000/min"),  # events (not requests) per user on POST events/
+    # failed sign-ins and registrations, per username and per client address, then 429
+    "auth_username": env_str("API_THROTTLE_AUTH_USERNAME", "10/15min"),
+    "auth_address": env_str("API_THROTTLE_AUTH_ADDRESS", "100/15min"),
+    "register_address": env_str("API_THROTTLE_REGISTER_ADDRESS", "20/hour"),  # accounts created per address
+}
+# how many reverse proxies in front of gunicorn append to X-Forwarded-For; 0 = the
+# client address is REMOTE_ADDR and the header is ignored (a client can write anything in it)
+API_NUM_PROXIES = env_int("API_NUM_PROXIES", 0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nova API",
     "DESCRIPTION": "Social writes, events ingestion and the ranked feed.",
