@@ -56,14 +56,16 @@ migrate: services var/secret_key
 	$(MANAGE) collectstatic --noinput -v0
 
 run: migrate
-	$(MANAGE) seed_demo  # first start only: a no-op once the demo user exists
+	$(MANAGE) seed_demo  # first start only: generates the demo passwords into var/demo-credentials.txt
 	@echo
 	@echo "  Nova is starting (Ctrl-C stops the processes; 'make services-down' stops the services):"
 	@echo "    web          http://127.0.0.1:8000/   (admin: /admin/, health: /healthz, /readyz, metrics: /metrics)"
 	@echo "    postgres     127.0.0.1:$${NOVA_PG_PORT:-55432}   redis 127.0.0.1:$${NOVA_REDIS_PORT:-56379}"
 	@echo "    clickhouse   127.0.0.1:$${NOVA_CH_TCP_PORT:-59000} (native), http://127.0.0.1:$${NOVA_CH_HTTP_PORT:-58123}/"
 	@echo "    kafka        127.0.0.1:$${NOVA_KAFKA_PORT:-59092}"
+	@echo "    api docs     http://127.0.0.1:8000/api/docs/"
 	@echo
+	@cat var/demo-credentials.txt 2>/dev/null && echo || true
 	$(SECRET_ENV) exec honcho start -f Procfile
 
 # chromium and its driver for the browser tests (requires_browser); not needed by `make run`
