@@ -273,6 +273,10 @@ CONSUMER_METRICS_PORTS = {
 
 # --- health checks
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
+# /readyz answers from its last run this long: a burst of probes checks once
+READINESS_CACHE_SECONDS = min(env_float("READINESS_CACHE_SECONDS", 1.0), 1.0)
+# who may read the web's /metrics: client networks (CIDR, comma-separated); empty = everyone
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
 
 # --- periodic tasks (docs/architecture/tasks.md): intervals, sizes, TTLs
 # trending posts for the feed's fallback (ranking/trending.py)

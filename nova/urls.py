@@ -23,6 +23,8 @@ handler404 = "nova.api.not_found"
 urlpatterns = [
     path("healthz", monitoring_views.healthz, name="healthz"),
     path("readyz", monitoring_views.readyz, name="readyz"),
+    # before django_prometheus.urls, which serves the same path unrestricted
+    path("metrics", monitoring_views.metrics, name="prometheus-django-metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

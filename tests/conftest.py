@@ -14,7 +14,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from monitoring.health import CHECKS
+from monitoring.health import CHECKS, close_clients
 from nova.clickhouse import make_client
 from pipeline.clickhouse_migrations import MigrationRunner
 
@@ -27,6 +27,7 @@ def _service_down_reason(name: str) -> str | None:
         try:
             CHECKS[name](2.0)
             _service_state[name] = None
+            close_clients()  # a kept Postgres connection would block dropping the test database
         except Exception as exc:  # any failure means "down"; the message says which
             _service_state[name] = f"{type(exc).__name__}: {exc}"
     return _service_state[name]
