@@ -59,7 +59,7 @@ migrate: services var/secret_key
 	$(MANAGE) collectstatic --noinput -v0
 
 run: migrate
-	$(MANAGE) seed_demo  # first start only: a no-op once the demo user exists
+	$(MANAGE) seed_demo  # first start only: generates the demo passwords into var/demo-credentials.txt
 	@echo
 	@echo "  Nova is starting under supervisord: a process that exits is restarted (1 s, 2 s, ... backoff);"
 	@echo "  Ctrl-C stops every process; 'make services-down' stops the services."
@@ -67,7 +67,9 @@ run: migrate
 	@echo "    postgres     127.0.0.1:$${NOVA_PG_PORT:-55432}   redis 127.0.0.1:$${NOVA_REDIS_PORT:-56379}"
 	@echo "    clickhouse   127.0.0.1:$${NOVA_CH_TCP_PORT:-59000} (native), http://127.0.0.1:$${NOVA_CH_HTTP_PORT:-58123}/"
 	@echo "    kafka        127.0.0.1:$${NOVA_KAFKA_PORT:-59092}"
+	@echo "    api docs     http://127.0.0.1:8000/api/docs/"
 	@echo
+	@cat var/demo-credentials.txt 2>/dev/null && echo || true
 	@mkdir -p var/run
 	@$(PY) infra/local/procfile_supervisor.py Procfile var/run > var/run/supervisord.conf
 	$(SECRET_ENV) exec supervisord -c var/run/supervisord.conf

@@ -152,3 +152,22 @@ class RegisterSerializer(serializers.Serializer):
         except DjangoValidationError as exc:
             raise serializers.ValidationError({"password": list(exc.messages)}) from exc
         return attrs
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    """The signed-in user (context["user"]) proves the current password and picks a valid new one."""
+
+    old_password = TextField(max_length=128, trim_whitespace=False, write_only=True, style={"input_type": "password"})
+    new_password = TextField(max_length=128, trim_whitespace=False, write_only=True, style={"input_type": "password"})
+
+    def validate_old_password(self, value: str) -> str:
+        if not self.context["user"].check_password(value):
+            raise serializers.ValidationError("Your current password was entered incorrectly.")
+        return value
+
+    def validate_new_password(self, value: str) -> str:
+        try:
+            validate_password(value, self.context["user"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
+        return value

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from feed import cache
 from feed.models import Comment, Follow, Like, Mute, Post, User
@@ -48,9 +49,9 @@ def _count_of(model: type[Like] | type[Comment]) -> Coalesce:
 
 
 def visible_posts() -> QuerySet[Post]:
-    """Posts a reader may see, with author and counts fetched in the same query."""
+    """Posts a reader may see (not deleted, author not deactivated), with author and counts in the same query."""
     return (
-        Post.objects.filter(deleted_at__isnull=True)
+        Post.objects.filter(deleted_at__isnull=True, author__is_active=True)
         .select_related("author")
         .annotate(like_count=_count_of(Like), comment_count=_count_of(Comment))
     )
@@ -133,6 +134,15 @@ def register(username: str, password: str, display_name: str = "") -> User:
             return User.objects.create_user(username=username, password=password, display_name=display_name)
     except IntegrityError as exc:
         raise SocialError("username", "A user with that username already exists.") from exc
+
+
+def change_password(user: User, new_password: str) -> Token:
+    """Set the password and rotate the token: whoever held the old one is signed out."""
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user)
 
 
 def update_profile(user: User, **fields: str) -> User:

@@ -10,6 +10,8 @@ register_converter(BigIntIdConverter, "id")
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("auth/register/", views.RegisterView.as_view(), name="auth-register"),
+    path("auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
+    path("auth/password/", views.PasswordChangeView.as_view(), name="auth-password"),
     path("me/", views.MeView.as_view(), name="me"),
     path("feed/", views.FeedView.as_view(), name="feed"),
     path("posts/", views.PostListCreateView.as_view(), name="post-list"),

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from feed.serializers import (
     FolloweeSerializer,
     FollowerSerializer,
     MeSerializer,
+    PasswordChangeSerializer,
     PostListQuerySerializer,
     PostSerializer,
     RegisterSerializer,
@@ -33,6 +34,7 @@ from feed.serializers import (
     TokenSerializer,
     UserSerializer,
 )
+from nova import throttling
 
 # --- documented error shapes (nova.api.exception_handler renders every one as JSON)
 _detail = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
@@ -70,20 +72,41 @@ _relation_responses = {
 
 
 # --- auth
+E429 = {429: OpenApiResponse(_detail, description="Too many attempts: wait the `Retry-After` seconds.")}
+
+
+def _check_auth_attempts(request: Request) -> str | None:
+    """429 while this username or client address has too many recent failures; the username tried."""
+    username = request.data.get("username")
+    wait = throttling.auth_wait(request, username)
+    if wait is not None:
+        raise Throttled(wait, detail="Too many failed attempts for this username or address.")
+    return username
+
+
+def _valid_or_count_failure(request: Request, username: object, form: serializers.Serializer) -> None:
+    if not form.is_valid():
+        throttling.record_auth_failure(request, username)
+        raise ValidationError(form.errors)
+
+
 class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
     @extend_schema(
         summary="Obtain an API token",
-        description="Exchange a username and password for the user's token; send it as `Authorization: Token <key>`.",
+        description="Exchange a username and password for the user's token; send it as `Authorization: Token <key>`. "
+        "After API_THROTTLE_AUTH_USERNAME failures for a username, or API_THROTTLE_AUTH_ADDRESS from one client "
+        "address, every attempt answers 429 until the window ends.",
         request=TokenRequestSerializer,
-        responses={200: TokenSerializer, **E400, **E413, **E415},
+        responses={200: TokenSerializer, **E400, **E413, **E415, **E429},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
+        username = _check_auth_attempts(request)
         form = TokenRequestSerializer(data=request.data, context={"request": request})
-        form.is_valid(raise_exception=True)
+        _valid_or_count_failure(request, username, form)
         user = form.validated_data["user"]
         token, _ = Token.objects.get_or_create(user=user)
         return Response(TokenSerializer({"token": token.key, "user": user}).data)
@@ -95,19 +118,59 @@ class RegisterView(APIView):
 
     @extend_schema(
         summary="Create an account",
+        description="Refused attempts count like failed sign-ins; API_THROTTLE_REGISTER_ADDRESS limits the accounts "
+        "one client address creates.",
         request=RegisterSerializer,
-        responses={201: TokenSerializer, **E400, **E413, **E415},
+        responses={201: TokenSerializer, **E400, **E413, **E415, **E429},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
+        username = _check_auth_attempts(request)
         form = RegisterSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        _valid_or_count_failure(request, username, form)
+        wait = throttling.hit("register_address", throttling.client_address(request),
+                              throttling.rate_of("register_address"))
+        if wait is not None:
+            raise Throttled(wait, detail="Too many accounts created from this address.")
         try:
             user = services.register(**form.validated_data)
         except services.SocialError as error:
             _raise_as_validation(error)
         token = Token.objects.create(user=user)
         return Response(TokenSerializer({"token": token.key, "user": user}).data, status=status.HTTP_201_CREATED)
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        summary="Sign out: delete your token",
+        description="The token used for this request stops working at once; POST auth/token/ issues a new one.",
+        request=None,
+        responses={204: OpenApiResponse(description="Token deleted."), **E401},
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    @extend_schema(
+        summary="Change your password",
+        description="Checks the current password and rotates the token: the old one stops working, "
+        "the answer carries the new one.",
+        request=PasswordChangeSerializer,
+        responses={200: TokenSerializer, **E400, **E401, **E413, **E415, **E429},
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        username = request.user.get_username()
+        wait = throttling.auth_wait(request, username)
+        if wait is not None:
+            raise Throttled(wait, detail="Too many failed attempts for this username or address.")
+        form = PasswordChangeSerializer(data=request.data, context={"user": request.user})
+        _valid_or_count_failure(request, username, form)
+        token = services.change_password(request.user, form.validated_data["new_password"])
+        return Response(TokenSerializer({"token": token.key, "user": request.user}).data)
 
 
 class MeView(APIView):
@@ -202,7 +265,8 @@ class PostCommentsView(generics.GenericAPIView):
     pagination_class = StableCursorPagination
 
     def get_queryset(self) -> QuerySet[Comment]:
-        return Comment.objects.select_related("user")
+        # a deactivated user's comments are hidden like their posts
+        return Comment.objects.filter(user__is_active=True).select_related("user")
 
     @extend_schema(summary="Comments on a post, newest first", responses={200: CommentSerializer(many=True), **E400, **READ_ERRORS}, tags=["posts"])
     def get(self, request: Request, pk: int) -> Response:
@@ -278,7 +342,7 @@ class UserFollowersView(generics.GenericAPIView):
 
     @extend_schema(summary="Who follows this user, newest first", responses={200: FollowerSerializer(many=True), **E400, **READ_ERRORS}, tags=["users"])
     def get(self, request: Request, pk: int) -> Response:
-        follows = Follow.objects.filter(followee=_user(pk)).select_related("follower")
+        follows = Follow.objects.filter(followee=_user(pk), follower__is_active=True).select_related("follower")
         page = self.paginate_queryset(follows)
         return self.get_paginated_response(FollowerSerializer(page, many=True).data)
 
@@ -289,7 +353,7 @@ class UserFollowingView(generics.GenericAPIView):
 
     @extend_schema(summary="Whom this user follows, newest first", responses={200: FolloweeSerializer(many=True), **E400, **READ_ERRORS}, tags=["users"])
     def get(self, request: Request, pk: int) -> Response:
-        follows = Follow.objects.filter(follower=_user(pk)).select_related("followee")
+        follows = Follow.objects.filter(follower=_user(pk), followee__is_active=True).select_related("followee")
         page = self.paginate_queryset(follows)
         return self.get_paginated_response(FolloweeSerializer(page, many=True).data)
 

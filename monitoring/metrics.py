@@ -160,6 +160,10 @@ FEED_API_ERRORS = Counter(
     "feed_api_errors_total", "API requests that failed on the server side (5xx or an exception).",
     ["method", "endpoint"],
 )
+API_THROTTLE_FAIL_OPEN = Counter(
+    "api_throttle_fail_open_total", "Requests let through unchecked by a rate limit because Redis was unavailable.",
+    ["limit"],
+)
 FEED_CACHE_HITS = Counter("feed_cache_hits_total", "Feed first pages served from a cached ranked snapshot.")
 FEED_CACHE_MISSES = Counter("feed_cache_misses_total", "Feed first pages that found no cached snapshot.")
 FEED_SOURCE = Counter(

@@ -38,6 +38,19 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# --- HTTPS in production (README "Production settings"); off by default for local http runs
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# probes and scrapers talk plain http inside the cluster
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+# behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips a client's own)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -49,6 +62,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from the package, not a CDN
     "monitoring",
     "pipeline",
     "ranking",
@@ -236,15 +250,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "nova.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "user": env_str("API_THROTTLE_USER", "6000/min"),
-        "anon": env_str("API_THROTTLE_ANON", "600/min"),
-    },
+    # every JSON body goes through one parser: orjson, depth and size limits (nova/parsers.py);
+    # any other content type is a 415
+    "DEFAULT_PARSER_CLASSES": ["nova.parsers.JSONObjectParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Redis-backed, failing open when Redis is down (nova/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["nova.throttling.UserThrottle", "nova.throttling.AnonThrottle"],
 }
+# rates "<count>/[<n>]<unit>" (nova/throttling.py); a window starts with its first request
+API_THROTTLE_RATES = {
+    "user": env_str("API_THROTTLE_USER", "6000/min"),  # a signed-in user's requests (reads and writes)
+    "anon": env_str("API_THROTTLE_ANON", "600/min"),  # anonymous requests per client address
+    "events": env_str("API_THROTTLE_EVENTS", "3000/min"),  # events (not requests) per user on POST events/
+    # failed sign-ins and registrations, per username and per client address, then 429
+    "auth_username": env_str("API_THROTTLE_AUTH_USERNAME", "10/15min"),
+    "auth_address": env_str("API_THROTTLE_AUTH_ADDRESS", "100/15min"),
+    "register_address": env_str("API_THROTTLE_REGISTER_ADDRESS", "20/hour"),  # accounts created per address
+}
+# how many reverse proxies in front of gunicorn append to X-Forwarded-For; 0 = the
+# client address is REMOTE_ADDR and the header is ignored (a client can write anything in it)
+API_NUM_PROXIES = env_int("API_NUM_PROXIES", 0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nova API",
     "DESCRIPTION": "Social writes, events ingestion and the ranked feed.",
@@ -252,6 +277,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # feed.converters.BigIntIdConverter: ids in paths are Postgres bigints
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1}},
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- worker processes' /metrics endpoints (0 = off); web serves /metrics itself
@@ -265,6 +293,10 @@ CELERY_BEAT_METRICS_PORT = env_int("CELERY_BEAT_METRICS_PORT", 9105)
 
 # --- health checks
 READINESS_TIMEOUT_SECONDS = env_float("READINESS_TIMEOUT_SECONDS", 2.0)
+# /readyz answers from its last run this long: a burst of probes checks once
+READINESS_CACHE_SECONDS = min(env_float("READINESS_CACHE_SECONDS", 1.0), 1.0)
+# who may read the web's /metrics: client networks (CIDR, comma-separated); empty = everyone
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
 
 # --- periodic tasks (docs/architecture/tasks.md): intervals, sizes, TTLs
 # trending posts for the feed's fallback (ranking/trending.py)

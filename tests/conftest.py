@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from django.conf import settings
 
-from monitoring.health import CHECKS
+from monitoring.health import CHECKS, close_clients
 from nova.clickhouse import make_client
 from pipeline.clickhouse_migrations import MigrationRunner
 
@@ -26,6 +27,7 @@ def _service_down_reason(name: str) -> str | None:
         try:
             CHECKS[name](2.0)
             _service_state[name] = None
+            close_clients()  # a kept Postgres connection would block dropping the test database
         except Exception as exc:  # any failure means "down"; the message says which
             _service_state[name] = f"{type(exc).__name__}: {exc}"
     return _service_state[name]
@@ -116,3 +118,18 @@ def world_db() -> Iterator:
     client.disconnect()
     admin.execute(f"DROP DATABASE IF EXISTS `{name}`")
     admin.disconnect()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Each test starts with empty rate-limit windows (nova/throttling.py): every test
+    client is 127.0.0.1, and failed sign-ins of one test would lock out the next."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:throttle:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.exceptions.ConnectionError:
+        pass  # a test that needs Redis says so with requires_redis
+    finally:
+        client.close()

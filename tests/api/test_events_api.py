@@ -82,9 +82,11 @@ def test_events_route_is_in_the_openapi_schema(client) -> None:
     ("raw", "status", "detail"),
     [
         (b"{not json", 400, "body: not valid JSON"),
-        (b"", 400, "body: not valid JSON"),
+        (b"", 400, 'body: must be a JSON object {"events": [...]}'),
         (b"\xff\xfe", 400, "body: not valid JSON"),
-        (b"[]", 400, 'body: must be a JSON object {"events": [...]}'),
+        (b"[]", 400, "body: must be a JSON object, not list"),
+        (b"[" * 100_000, 400, "body: not valid JSON"),
+        (b'{"events": [{"event_id": ' + b"[" * 40 + b"]" * 40 + b"}]}", 400, "body: nested deeper than 32 levels"),
         (b'{"event": []}', 400, 'body: must be a JSON object {"events": [...]}'),
         (b'{"events": 5}', 400, "events: must be a list"),
         (b'{"events": []}', 400, "events: must hold at least one event"),
@@ -95,6 +97,11 @@ def test_malformed_requests(world, kafka_topics, raw, status, detail) -> None:
     response = world.client_for(world.alice).post(URL, data=raw, content_type="application/json")
     assert response.status_code == status
     assert response.json()["detail"].startswith(detail)
+
+
+def test_a_body_that_is_not_json_is_415(world) -> None:
+    response = world.client_for(world.alice).post(URL, data="events=1", content_type="text/plain")
+    assert response.status_code == 415
 
 
 def test_body_over_the_size_limit_is_413(world, kafka_topics) -> None:

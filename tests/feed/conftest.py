@@ -8,12 +8,15 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feed.models import Mute, Post, User
+from nova import redis as nova_redis
 from nova.breaker import breaker_for
 from tests.support.feed_world import Mirror, flush_feed_keys, make_post
+from tests.support.private_services import PrivateServer
 
 
 @dataclass
@@ -112,3 +115,20 @@ def inspector_world(world_db, settings, transactional_db) -> Iterator[InspectorW
                          trending=trending)
     flush_feed_keys()
     breaker_for("clickhouse").store.set_closed()
+
+
+# ---------------------------------------------------------------- a private Redis to stop or pause
+@pytest.fixture
+def private_redis(tmp_path, settings) -> Iterator[PrivateServer]:
+    """The request path's Redis is a private server (tests/support/private_services.py)."""
+    server = PrivateServer("redis", tmp_path / "var")
+    server.up()
+    settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
+    settings.REDIS_RETRY_AFTER_SECONDS = 0.2
+    nova_redis.reset()
+    try:
+        yield server
+    finally:
+        server.down()
+        settings.REDIS_URL = django_settings.REDIS_URL
+        nova_redis.reset()

@@ -93,3 +93,29 @@ forged_cursors = st.builds(
 def test_list_with_random_cursors(alice, cursor, page_size):
     response = alice.api.get("/api/v1/posts/", {"cursor": cursor, "page_size": page_size})
     assert response.status_code < 500
+
+
+# hostile raw bodies: deep nesting (lists, objects, mixed; up to 200,000 levels) and
+# bodies over the size limit, at every endpoint that takes a body
+WRITE_PATHS = ["/api/v1/posts/", "/api/v1/me/", "/api/v1/auth/token/", "/api/v1/auth/register/",
+               "/api/v1/auth/password/", "/api/v1/events/"]
+
+
+@settings(FUZZ, max_examples=40)
+@given(depth=st.integers(min_value=1, max_value=200_000), opener=st.sampled_from(["[", '{"a":', '[{"a":']),
+       closed=st.booleans(), path=st.sampled_from(WRITE_PATHS))
+def test_deeply_nested_bodies_are_4xx(alice, depth, opener, closed, path):
+    body = opener * depth + ("]" * depth if closed and opener == "[" else "")
+    method = "patch" if path.endswith("/me/") else "post"
+    response = getattr(alice.api, method)(path, data=body, content_type="application/json")
+    assert response.status_code in (400, 413), response.content  # 413: over the size limit
+
+
+@settings(FUZZ, max_examples=10)
+@given(extra=st.integers(min_value=1, max_value=100_000), path=st.sampled_from(WRITE_PATHS))
+def test_oversized_bodies_are_413(alice, extra, path):
+    from django.conf import settings as django_settings
+
+    body = '{"body": "' + "x" * (django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + extra) + '"}'
+    response = alice.api.post(path, data=body, content_type="application/json")
+    assert response.status_code == 413

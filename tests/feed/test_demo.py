@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import stat
 import statistics
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from feed.demo import DemoSizes, generate
 from feed.models import Comment, Follow, Like, Mute, Post, User
@@ -44,9 +46,15 @@ def test_rows_respect_the_constraints():
     assert all(graph.posts[p][1] <= at <= NOW for _, p, at in graph.likes)
 
 
-def _seed(*args: str) -> str:
+@pytest.fixture
+def credentials(tmp_path):
+    return tmp_path / "var" / "demo-credentials.txt"
+
+
+def _seed(credentials, *args: str) -> str:
     out = StringIO()
-    call_command("seed_demo", "--users", "120", "--posts", "600", *args, stdout=out)
+    call_command("seed_demo", "--users", "120", "--posts", "600", "--credentials-file", str(credentials), *args,
+                 stdout=out)
     return out.getvalue()
 
 
@@ -57,20 +65,47 @@ def _snapshot() -> tuple:
 
 
 @pytest.mark.requires_postgres
-def test_seed_demo_writes_once_and_prints_credentials(db):
-    output = _seed()
-    assert "demo / demo-password" in output and "admin / admin-password" in output
+def test_seed_demo_writes_once_with_generated_passwords(db, credentials):
+    output = _seed(credentials)
+    passwords = dict(re.findall(r"(demo|admin) / (\S+)", credentials.read_text()))
+    assert set(passwords) == {"demo", "admin"} and len(set(passwords.values())) == 2
+    assert "demo-password" not in passwords.values() and "admin-password" not in passwords.values()
+    assert f"demo / {passwords['demo']}" in output
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     first = _snapshot()
     assert first[0][:2] == (121, 600)  # 120 generated users + admin
-    assert User.objects.get(username="demo").check_password("demo-password")
-    assert User.objects.get(username="admin").is_superuser
-    assert "already present" in _seed()
+    assert User.objects.get(username="demo").check_password(passwords["demo"])
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(passwords["admin"])
+    again = _seed(credentials)
+    assert "already present" in again and f"admin / {passwords['admin']}" in again
     assert _snapshot() == first
 
 
 @pytest.mark.requires_postgres
-def test_seed_demo_reset_with_the_same_seed_rebuilds_the_same_graph(db):
-    _seed("--seed", "5")
+def test_another_checkout_gets_other_passwords(db, tmp_path):
+    _seed(tmp_path / "a.txt")
+    _seed(tmp_path / "b.txt", "--reset")
+    assert (tmp_path / "a.txt").read_text() != (tmp_path / "b.txt").read_text()
+
+
+@pytest.mark.requires_postgres
+def test_seed_demo_refuses_a_database_elsewhere_unless_forced(db, credentials, monkeypatch):
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "HOST", "db.example.com")
+    with pytest.raises(CommandError, match="not this machine"):
+        _seed(credentials)
+    assert not User.objects.exists()
+    _seed(credentials, "--force")
+    assert User.objects.filter(username="demo").exists()
+
+
+@pytest.mark.requires_postgres
+def test_seed_demo_reset_with_the_same_seed_rebuilds_the_same_graph(db, credentials):
+    _seed(credentials, "--seed", "5")
     first = _snapshot()
-    _seed("--seed", "5", "--reset")
+    password = credentials.read_text()
+    _seed(credentials, "--seed", "5", "--reset")
     assert _snapshot() == first
+    assert credentials.read_text() == password  # --reset keeps the passwords

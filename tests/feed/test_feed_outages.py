@@ -16,7 +16,6 @@ from django.conf import settings as django_settings
 
 from feed import cache
 from monitoring import metrics
-from nova import redis as nova_redis
 from nova.breaker import CLOSED, OPEN, breaker_for
 from nova.clickhouse import make_client
 from pipeline.clickhouse_migrations import MigrationRunner
@@ -118,21 +117,6 @@ def test_a_frozen_clickhouse_costs_one_query_timeout_then_nothing(private_clickh
         assert timeouts._value.get() - timeouts_before == 2
     finally:
         private_clickhouse.signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def private_redis(tmp_path, settings) -> Iterator[PrivateServer]:
-    server = PrivateServer("redis", tmp_path / "var")
-    server.up()
-    settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
-    settings.REDIS_RETRY_AFTER_SECONDS = 0.2
-    nova_redis.reset()
-    try:
-        yield server
-    finally:
-        server.down()
-        settings.REDIS_URL = django_settings.REDIS_URL
-        nova_redis.reset()
 
 
 @pytest.mark.requires_clickhouse
