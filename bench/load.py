@@ -134,7 +134,7 @@ class Results:
         self.timeline: list[tuple[float, str, float]] = []
         self.status: Counter[tuple[str, int]] = Counter()
         self.sources: Counter[str] = Counter()
-        self.accepted: dict[str, float] = {}  # event_id -> when its 202 came back
+        self.accepted: dict[str, float] = {}  # event_id -> when its 202 came back (monotonic, from the start)
         self.dropped = 0  # open loop: a request due while --inflight were under way
 
     def record(self, at: float, kind: str, seconds: float, status: int) -> None:
@@ -157,7 +157,8 @@ def send(base: str, token: str, request: Request, user_ids: list[int], timeout: 
         conn.close()
 
 
-def run(args: argparse.Namespace, users: list[tuple[int, str]], post_ids: list[int]) -> Results:
+def run(args: argparse.Namespace, users: list[tuple[int, str]], post_ids: list[int],
+        probe: VisibilityProbe | None) -> Results:
     workload = Workload(len(users), post_ids, args.seed, args.zipf)
     results = Results()
     due: queue.Queue[Request | None] = queue.Queue(maxsize=args.inflight)
@@ -182,7 +183,9 @@ def run(args: argparse.Namespace, users: list[tuple[int, str]], post_ids: list[i
                 accepted = json.loads(body).get("accepted", 0)
                 if accepted == len(request.event_ids):
                     with results.lock:
-                        results.accepted.update((e, time.time()) for e in request.event_ids)
+                        results.accepted.update((e, t1) for e in request.event_ids)
+                    if probe is not None:
+                        probe.watch(request.event_ids[0], time.time())
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.inflight)]
     for thread in threads:
@@ -217,33 +220,61 @@ def progress(results: Results, now: float) -> None:
           end="", flush=True)
 
 
-def event_visibility(args: argparse.Namespace, results: Results) -> list[str]:
-    """Poll ClickHouse until the accepted events are all there (or --drain-seconds):
-    event-to-visible for a sample, then every accepted event_id exactly once."""
-    from clickhouse_driver import Client
+class VisibilityProbe(threading.Thread):
+    """While the load runs: the first event of every accepted batch (at most
+    --probe-pending waiting at a time) is polled in ClickHouse every 0.1 s; its
+    event-to-visible time is from its 202 to the first poll that finds it."""
 
-    client = Client(host=args.clickhouse_host, port=args.clickhouse_port, database=args.clickhouse_database)
-    rng = random.Random(args.seed)
-    sample = rng.sample(sorted(results.accepted), min(200, len(results.accepted)))
-    seen: dict[str, float] = {}
-    deadline = time.monotonic() + args.drain_seconds
-    while len(seen) < len(sample) and time.monotonic() < deadline:
-        missing = [e for e in sample if e not in seen]
-        rows = client.execute("SELECT toString(event_id) FROM events WHERE event_id IN %(ids)s", {"ids": missing})
-        now = time.time()
-        for (event_id,) in rows:
-            seen.setdefault(event_id, now)
-        time.sleep(0.1)
-    delays = [seen[e] - results.accepted[e] for e in seen]
-    counts = Counter()
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__(daemon=True)
+        from clickhouse_driver import Client
+
+        self.client = Client(host=args.clickhouse_host, port=args.clickhouse_port, database=args.clickhouse_database)
+        self.limit, self.lock, self.stopping = args.probe_pending, threading.Lock(), threading.Event()
+        self.pending: dict[str, float] = {}
+        self.delays: list[float] = []
+
+    def watch(self, event_id: str, accepted_at: float) -> None:
+        with self.lock:
+            if len(self.pending) < self.limit:
+                self.pending[event_id] = accepted_at
+
+    def run(self) -> None:
+        while not self.stopping.is_set() or self.pending:
+            with self.lock:
+                waiting = dict(self.pending)
+            if waiting:
+                rows = self.client.execute("SELECT toString(event_id) FROM events WHERE toString(event_id) IN %(ids)s",
+                                           {"ids": tuple(waiting)})
+                now = time.time()
+                with self.lock:
+                    for (event_id,) in rows:
+                        if self.pending.pop(event_id, None) is not None:
+                            self.delays.append(now - waiting[event_id])
+            time.sleep(0.1)
+
+    def finish(self, drain_seconds: float) -> int:
+        """Stop watching new events; wait for the pending ones; how many never showed."""
+        self.stopping.set()
+        self.join(drain_seconds)
+        with self.lock:
+            unseen, self.pending = len(self.pending), {}
+        return unseen
+
+
+def event_check(args: argparse.Namespace, results: Results, probe: VisibilityProbe) -> list[str]:
+    """After the consumer drained (the probe's pending events seen): every accepted event_id exactly once."""
+    unseen = probe.finish(args.drain_seconds)
+    counts: Counter[str] = Counter()
     ids = sorted(results.accepted)
     for i in range(0, len(ids), 5_000):
-        counts.update(dict(client.execute(
-            "SELECT toString(event_id), count() FROM events FINAL WHERE event_id IN %(ids)s GROUP BY event_id",
-            {"ids": ids[i:i + 5_000]})))
+        counts.update(dict(probe.client.execute(
+            "SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s GROUP BY event_id",
+            {"ids": tuple(ids[i:i + 5_000])})))
     lost = len(ids) - len(counts)
     duplicated = sum(1 for n in counts.values() if n > 1)
-    return [f"| event-to-visible P50 / P95 (sample of {len(sample)}, {len(seen)} seen, polled every 0.1 s) "
+    delays = probe.delays
+    return [f"| event-to-visible P50 / P95 ({len(delays)} probed events, polled every 0.1 s; {unseen} never seen) "
             f"| {percentile(delays, 0.5) * 1000:,.0f} / {percentile(delays, 0.95) * 1000:,.0f} ms |",
             f"| accepted events: lost / duplicated in ClickHouse | {lost:,} / {duplicated:,} of {len(ids):,} |"]
 
@@ -287,6 +318,7 @@ def main() -> None:
     parser.add_argument("--clickhouse-host", default="127.0.0.1")
     parser.add_argument("--clickhouse-port", type=int, default=59000)
     parser.add_argument("--drain-seconds", type=float, default=60)
+    parser.add_argument("--probe-pending", type=int, default=50, help="event ids polled for visibility at a time")
     args = parser.parse_args()
     if not 0 < args.seconds <= 3_600 or not 0 < args.rate <= 5_000 or not 1 <= args.inflight <= 512:
         parser.error("--seconds in (0, 3600], --rate in (0, 5000], --inflight in [1, 512]")
@@ -294,8 +326,11 @@ def main() -> None:
         users = [(int(u), t) for u, t in (line.split() for line in lines if line.strip())]
     with open(args.post_ids) as lines:
         post_ids = [int(line) for line in lines if line.strip()]
-    results = run(args, users, post_ids)
-    report(args, results, event_visibility(args, results) if args.clickhouse_database else [])
+    probe = VisibilityProbe(args) if args.clickhouse_database else None
+    if probe is not None:
+        probe.start()
+    results = run(args, users, post_ids, probe)
+    report(args, results, event_check(args, results, probe) if probe is not None else [])
 
 
 if __name__ == "__main__":
