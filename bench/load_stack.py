@@ -8,9 +8,10 @@ dropped at the end.
 
     .venv/bin/python bench/load_stack.py --users 500 --posts 5000 -- --seconds 30 --rate 10
 
-Not yet: the CDC relay and consumer, Celery worker and beat (the feed then ranks
-only what was in ClickHouse at the start: nothing; answers come from the fallback
-and backfill paths).
+Every Procfile process runs: web, events_consumer, cdc_relay and cdc_consumer (on
+a replication slot and publication named after the run, the slot dropped at the
+end), worker (with its own --hostname) and beat (its schedule file in the run's
+temporary directory). Not yet: a bench/worldgen.py world.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ PREFIX = f"novabenchload{RUN}"
 ENV = bench_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{os.environ.get('NOVA_PG_PORT', '55432')}/{DATABASE}",
                 CLICKHOUSE_DATABASE=DATABASE, REDIS_KEY_PREFIX=PREFIX, KAFKA_TOPIC_PREFIX=PREFIX,
                 EVENTS_CONSUMER_GROUP=f"{PREFIX}-events", CELERY_TASK_DEFAULT_QUEUE=PREFIX, DJANGO_DEBUG="false",
+                CDC_SLOT_NAME=PREFIX, CDC_PUBLICATION_NAME=PREFIX,
                 LOG_LEVEL="WARNING", PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
 os.environ.update(ENV)
 
@@ -96,8 +98,8 @@ def build(users: int, posts: int, follows: int, seed: int, workdir: Path) -> tup
     return tokens_file, posts_file
 
 
-def start(name: str, workdir: Path, extra: dict[str, str]) -> subprocess.Popen[bytes]:
-    line = procfile_line(name)
+def start(name: str, workdir: Path, extra: dict[str, str], suffix: str = "") -> subprocess.Popen[bytes]:
+    line = procfile_line(name) + suffix
     with open(workdir / f"{name}.log", "wb") as log:
         process = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=ROOT, env={**ENV, **extra}, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
@@ -123,6 +125,8 @@ def drop() -> None:
 
     connection.close()
     with pg_admin() as conn:
+        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                     [PREFIX])
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     make_client(settings.CLICKHOUSE, database="default").execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
     client = nova_redis.client()
@@ -147,6 +151,10 @@ def main() -> None:
             tokens, posts = build(args.users, args.posts, args.follows, args.seed, workdir)
             processes.append(start("web", workdir, {"WEB_BIND": f"127.0.0.1:{port}"}))
             processes.append(start("events_consumer", workdir, {}))
+            processes.append(start("cdc_relay", workdir, {}))
+            processes.append(start("cdc_consumer", workdir, {}))
+            processes.append(start("worker", workdir, {}, f" --hostname load-{RUN}@%h"))
+            processes.append(start("beat", workdir, {"CELERY_BEAT_SCHEDULE_FILE": str(workdir / "beat-schedule")}))
             time.sleep(5)
             load = [a for a in args.load if a != "--"]
             subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--url", f"http://127.0.0.1:{port}",
