@@ -16,8 +16,8 @@ answers with source=cache), errors by status and, with --clickhouse-database,
 event-to-visible P95 (sampled event ids polled in ClickHouse's events table) and
 the check that every accepted event_id is there exactly once.
 
-Not yet here (left for the next step): starting every Procfile process in its own
-namespaces, consumer lag, the latency PNG and --soak's RSS sampling.
+bench/load_stack.py starts every Procfile process in its own namespaces and runs
+this against it. Not yet: consumer lag, the latency PNG and --soak's RSS sampling.
 """
 
 from __future__ import annotations
