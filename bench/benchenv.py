@@ -38,8 +38,14 @@ def postgres(dbname: str) -> psycopg.Connection[Any]:
     from django.conf import settings
 
     db: Mapping[str, Any] = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"] or None, port=db["PORT"] or None, user=db["USER"] or None,
-                           password=db.get("PASSWORD") or None, dbname=dbname, autocommit=True)
+    return psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        password=db.get("PASSWORD") or None,
+        dbname=dbname,
+        autocommit=True,
+    )
 
 
 def scalar(conn: psycopg.Connection[Any], query: LiteralString, params: tuple[object, ...] = ()) -> Any:

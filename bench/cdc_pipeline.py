@@ -50,8 +50,9 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def start(env: dict[str, str], command: str, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "manage.py", command], cwd=ROOT, env=env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", command], cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -159,10 +160,14 @@ def main() -> None:
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    print(f"latency phase: {total} inserts at {achieved:.0f}/s; visible {len(latencies)}, missing {missing};"
-          f" WAL re-decoded per peek at the end (confirmed - restart lsn): {decode_backlog / 1e6:.1f} MB")
-    print(f"  commit -> visible in ClickHouse: p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms,"
-          f" p99 {pct(0.99):.0f} ms, max {latencies[-1]*1000:.0f} ms")
+    print(
+        f"latency phase: {total} inserts at {achieved:.0f}/s; visible {len(latencies)}, missing {missing};"
+        f" WAL re-decoded per peek at the end (confirmed - restart lsn): {decode_backlog / 1e6:.1f} MB"
+    )
+    print(
+        f"  commit -> visible in ClickHouse: p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms,"
+        f" p99 {pct(0.99):.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+    )
 
     # ---------------------------------------------------------------- throughput
     stop(relay)
@@ -187,9 +192,11 @@ def main() -> None:
             sys.exit("throughput phase did not finish within 10 minutes")
         time.sleep(0.1)
     elapsed = time.monotonic() - started
-    print(f"throughput phase: {changes} changes ({args.backlog} inserts + {args.backlog} updates) backlog;"
-          f" relay+consumer drained it in {elapsed:.1f} s = {changes / elapsed:.0f} changes/s"
-          f" (rows in ClickHouse before: {before})")
+    print(
+        f"throughput phase: {changes} changes ({args.backlog} inserts + {args.backlog} updates) backlog;"
+        f" relay+consumer drained it in {elapsed:.1f} s = {changes / elapsed:.0f} changes/s"
+        f" (rows in ClickHouse before: {before})"
+    )
     stop(relay)
     stop(consumer)
     pg.close()

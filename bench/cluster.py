@@ -27,15 +27,15 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from benchenv import ROOT, bench_env  # noqa: E402  (bench/ is the script's own folder)
+from benchenv import ROOT, bench_env
 
 sys.path.insert(0, str(ROOT))
 
-from worldgen import build_world  # noqa: E402
+from worldgen import build_world
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CH1_PORT, CH2_PORT = int(os.environ.get("NOVA_CH1_TCP_PORT", 59101)), int(os.environ.get("NOVA_CH2_TCP_PORT", 59102))
 WARMUP = 3
 
@@ -86,8 +86,9 @@ def say(text: str = "") -> None:
 
 
 def client(topology: Topology, database: str, port: int = CH1_PORT):
-    config = dataclasses.replace(settings.CLICKHOUSE, port=port, database=database, cluster=topology.cluster,
-                                 replica_path=topology.replica_path)
+    config = dataclasses.replace(
+        settings.CLICKHOUSE, port=port, database=database, cluster=topology.cluster, replica_path=topology.replica_path
+    )
     return make_client(config, settings={"max_execution_time": 60})
 
 
@@ -104,8 +105,26 @@ def event_rows(count: int) -> list[tuple]:
     rows = []
     for i in range(count):
         ts = start + timedelta(milliseconds=i * 10)
-        rows.append((uuid.uuid4(), 1 + i % 5_000, 1 + i % 50_000, 1 + i % 997, ("impression", "click", "like")[i % 3],
-                     ts, ts, int(ts.timestamp() * 1000), 0, i % 20, "feed", "bench", i % 6, i, 0, ts))
+        rows.append(
+            (
+                uuid.uuid4(),
+                1 + i % 5_000,
+                1 + i % 50_000,
+                1 + i % 997,
+                ("impression", "click", "like")[i % 3],
+                ts,
+                ts,
+                int(ts.timestamp() * 1000),
+                0,
+                i % 20,
+                "feed",
+                "bench",
+                i % 6,
+                i,
+                0,
+                ts,
+            )
+        )
     return rows
 
 
@@ -114,7 +133,7 @@ def time_ingest(topology: Topology, name: str, rows: list[tuple]) -> dict[str, f
     writer = client(topology, database)
     started = time.perf_counter()
     for first in range(0, len(rows), ARGS.batch):
-        writer.execute(INSERT_SQL, rows[first:first + ARGS.batch])
+        writer.execute(INSERT_SQL, rows[first : first + ARGS.batch])
     inserted = time.perf_counter() - started
     result = {"seconds": inserted, "rows_per_s": len(rows) / inserted}
     if topology is REPLICATED:  # until the other replica holds every row
@@ -142,10 +161,12 @@ def time_ranking(topology: Topology, database: str, probes: dict[int, int]) -> d
 
 
 def main() -> None:
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     version = client(SINGLE, "default").execute("SELECT version()")[0][0]
-    say(f"ClickHouse {version} on ch1 :{CH1_PORT} and ch2 :{CH2_PORT}; {os.cpu_count()} CPUs; "
-        f"{started_at:%Y-%m-%d %H:%M} UTC; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    say(
+        f"ClickHouse {version} on ch1 :{CH1_PORT} and ch2 :{CH2_PORT}; {os.cpu_count()} CPUs; "
+        f"{started_at:%Y-%m-%d %H:%M} UTC; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
     rows = event_rows(ARGS.rows)
     say(f"\n## ingest: {ARGS.rows:,} events in blocks of {ARGS.batch:,} through `events`\n")
@@ -167,16 +188,22 @@ def main() -> None:
             write_world(writer, World(events=chunk))
     single = time_ranking(SINGLE, databases[SINGLE], probes)
     sharded = time_ranking(SHARDED, databases[SHARDED], probes)
-    say(f"\n## rank_feed: {ARGS.users:,} users, {ARGS.posts:,} posts, {ARGS.events:,} events (seed {ARGS.seed}); "
-        f"{ARGS.repeats} calls per user after {WARMUP} warm-up calls\n")
+    say(
+        f"\n## rank_feed: {ARGS.users:,} users, {ARGS.posts:,} posts, {ARGS.events:,} events (seed {ARGS.seed}); "
+        f"{ARGS.repeats} calls per user after {WARMUP} warm-up calls\n"
+    )
     say("| followees | single-node P50 / P95 ms | nova_sharded P50 / P95 ms | same feed |")
     say("|---|---|---|---|")
     for followees in sorted(single):
         (p50, p95, items), (s50, s95, s_items) = single[followees], sharded[followees]
-        say(f"| {followees:,} | {p50 * 1000:.0f} / {p95 * 1000:.0f} | {s50 * 1000:.0f} / {s95 * 1000:.0f} | "
-            f"{'yes' if items == s_items else 'NO'} |")
-    say(f"\ndone in {(datetime.now(timezone.utc) - started_at).total_seconds():.0f} s; "
-        f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        say(
+            f"| {followees:,} | {p50 * 1000:.0f} / {p95 * 1000:.0f} | {s50 * 1000:.0f} / {s95 * 1000:.0f} | "
+            f"{'yes' if items == s_items else 'NO'} |"
+        )
+    say(
+        f"\ndone in {(datetime.now(UTC) - started_at).total_seconds():.0f} s; "
+        f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.dedup import EventDedup, dedup_key, message_mark  # noqa: E402
+from pipeline.dedup import EventDedup, dedup_key, message_mark
 
 MARKS = 100_000
 CHUNK = 10_000
@@ -32,14 +32,16 @@ def main(url: str) -> None:
     before = client.info("memory")["used_memory"]
     events = [(rng.randrange(10**6, 10**7), uuid.uuid4().hex) for _ in range(MARKS)]
     for start in range(0, MARKS, CHUNK):
-        chunk = events[start:start + CHUNK]
+        chunk = events[start : start + CHUNK]
         dedup.classify(chunk, [message_mark(0, rng.randrange(12), 10**8 + start + i) for i in range(len(chunk))])
     after = client.info("memory")["used_memory"]
     per_mark = (after - before) / MARKS
-    print(f"{MARKS:,} marks: used_memory {before:,} -> {after:,} bytes, {per_mark:.0f} B per mark, "
-          f"{per_mark * 10**6 / 2**20:.0f} MiB per million events")
+    print(
+        f"{MARKS:,} marks: used_memory {before:,} -> {after:,} bytes, {per_mark:.0f} B per mark, "
+        f"{per_mark * 10**6 / 2**20:.0f} MiB per million events"
+    )
     for start in range(0, MARKS, CHUNK):
-        client.unlink(*(dedup_key(prefix, user, event) for user, event in events[start:start + CHUNK]))
+        client.unlink(*(dedup_key(prefix, user, event) for user, event in events[start : start + CHUNK]))
 
 
 if __name__ == "__main__":

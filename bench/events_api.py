@@ -87,8 +87,12 @@ def make_fixtures(clients: int) -> tuple[list[str], list[int]]:
     from nova.kafka import admin_client
     from pipeline.topics import all_topics, ensure_topics
 
-    ensure_topics(admin_client(settings.KAFKA), all_topics(settings.KAFKA),
-                  partitions=settings.KAFKA.partitions, replication_factor=settings.KAFKA.replication_factor)
+    ensure_topics(
+        admin_client(settings.KAFKA),
+        all_topics(settings.KAFKA),
+        partitions=settings.KAFKA.partitions,
+        replication_factor=settings.KAFKA.replication_factor,
+    )
     author, _ = User.objects.get_or_create(username="bench-author")
     posts = [p.id for p in Post.objects.filter(author=author)[:20]]
     if len(posts) < 20:
@@ -121,8 +125,18 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
-    command = [str(Path(sys.executable).parent / "gunicorn"), "nova.wsgi", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--threads", str(threads), "--log-level", "warning"]
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "nova.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -140,11 +154,21 @@ def start_gunicorn(port: int, workers: int, threads: int, env: dict[str, str]) -
 def batch_body(posts: list[int], size: int, n: int) -> bytes:
     now = datetime.now(UTC).isoformat()
     kinds = ("impression", "impression", "impression", "view", "click", "like")
-    return orjson.dumps({"events": [
-        {"event_id": str(uuid.uuid4()), "post_id": posts[(n + i) % len(posts)], "event_type": kinds[i % len(kinds)],
-         "ts": now, "position": i, "surface": "home"}
-        for i in range(size)
-    ]})
+    return orjson.dumps(
+        {
+            "events": [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "post_id": posts[(n + i) % len(posts)],
+                    "event_type": kinds[i % len(kinds)],
+                    "ts": now,
+                    "position": i,
+                    "surface": "home",
+                }
+                for i in range(size)
+            ]
+        }
+    )
 
 
 class Client(threading.Thread):
@@ -197,18 +221,26 @@ def main() -> None:
     ensure_database()
     tokens, posts = make_fixtures(args.clients)
     per_client = args.requests // args.clients
-    bodies = [[batch_body(posts, args.batch, c * per_client + n) for n in range(per_client)]
-              for c in range(args.clients)]
+    bodies = [
+        [batch_body(posts, args.batch, c * per_client + n) for n in range(per_client)] for c in range(args.clients)
+    ]
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads, env)
     try:
         # warm-up: each worker opens its producer and DB connection
-        warm = [Client(port, tokens[0], [batch_body(posts, args.batch, n) for n in range(2 * args.workers)],
-                       time.monotonic() + 30)]
+        warm = [
+            Client(
+                port,
+                tokens[0],
+                [batch_body(posts, args.batch, n) for n in range(2 * args.workers)],
+                time.monotonic() + 30,
+            )
+        ]
         warm[0].run()
         started = time.monotonic()
-        clients = [Client(port, token, chunk, started + args.seconds)
-                   for token, chunk in zip(tokens, bodies, strict=True)]
+        clients = [
+            Client(port, token, chunk, started + args.seconds) for token, chunk in zip(tokens, bodies, strict=True)
+        ]
         for client in clients:
             client.start()
         for client in clients:
@@ -225,13 +257,17 @@ def main() -> None:
     for client in clients:
         for key, count in client.failures.items():
             failures[key] = failures.get(key, 0) + count
-    print(f"gunicorn --workers {args.workers} --threads {args.threads}; {args.clients} client threads; "
-          f"batches of {args.batch}; topic prefix {env['KAFKA_TOPIC_PREFIX']}")
+    print(
+        f"gunicorn --workers {args.workers} --threads {args.threads}; {args.clients} client threads; "
+        f"batches of {args.batch}; topic prefix {env['KAFKA_TOPIC_PREFIX']}"
+    )
     print(f"requests: {len(latencies)} in {elapsed:.1f}s; accepted events: {accepted}; failures: {failures or 'none'}")
     print(f"API ingest: {accepted / elapsed:,.0f} events/s ({len(latencies) / elapsed:,.1f} requests/s)")
     if latencies:
-        print(f"latency: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
-              f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+        print(
+            f"latency: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+            f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -101,10 +101,15 @@ def make_events(count: int, retry_ratio: float = 0.05) -> list[tuple[bytes, dict
             user = int(key)
         else:
             user, post, kind = rng.randrange(1, 50_000), rng.randrange(1, 200_000), rng.choice(EVENT_TYPES)
-            fields = {"event_id": str(uuid.uuid4()), "post_id": post, "event_type": kind,
-                      "ts": now - timedelta(seconds=rng.randrange(86_400)),
-                      "dwell_ms": rng.randrange(1, 60_000) if kind == "dwell" else None,
-                      "position": rng.randrange(50), "surface": "home"}
+            fields = {
+                "event_id": str(uuid.uuid4()),
+                "post_id": post,
+                "event_type": kind,
+                "ts": now - timedelta(seconds=rng.randrange(86_400)),
+                "dwell_ms": rng.randrange(1, 60_000) if kind == "dwell" else None,
+                "position": rng.randrange(50),
+                "surface": "home",
+            }
             key = str(user).encode()
             if len(sent) < 100_000:
                 sent.append((key, fields))
@@ -118,8 +123,15 @@ def make_messages(count: int) -> list[tuple[bytes, bytes]]:
 
 
 def produce(topic: str, messages: list[tuple[bytes, bytes]]) -> float:
-    producer = Producer({**settings.KAFKA.client_config(), "acks": "all", "linger.ms": 20,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 500_000})
+    producer = Producer(
+        {
+            **settings.KAFKA.client_config(),
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+        }
+    )
     started = time.perf_counter()
     for key, value in messages:
         produce_waiting(producer, topic, key, value)
@@ -140,8 +152,9 @@ def rate(count: int, seconds: float) -> float:
 
 # ------------------------------------------------------------------ stages
 def stage_consume(topic: str, partitions: int, expected: int) -> tuple[list, float]:
-    consumer = Consumer({**settings.KAFKA.client_config(), "group.id": f"novabench{RUN}-stage",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {**settings.KAFKA.client_config(), "group.id": f"novabench{RUN}-stage", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     messages: list = []
     while not messages:  # the first fetch pays for connection set-up: not counted
@@ -168,7 +181,7 @@ def stage_dedup(rows: list[tuple]) -> float:
     u = ROW_COLUMNS.index("user_id")
     started = time.perf_counter()
     for i in range(0, len(rows), BATCH):
-        batch = rows[i:i + BATCH]
+        batch = rows[i : i + BATCH]
         dedup.classify([(r[u], r[0].hex) for r in batch], [message_mark(r[g], r[p], r[o]) for r in batch])
     seconds = time.perf_counter() - started
     return rate(len(rows), seconds)
@@ -178,11 +191,11 @@ def stage_insert(rows: list[tuple]) -> float:
     """In the consumer's batch size (its default max, 50,000: a backlog fills it)."""
     client = make_client(settings.CLICKHOUSE)
     topic_at = ROW_COLUMNS.index("_topic")
-    staged = [row[:topic_at] + ("stage-driver",) + row[topic_at + 1:] for row in rows]
+    staged = [row[:topic_at] + ("stage-driver",) + row[topic_at + 1 :] for row in rows]
     size = CONSUMERS["events"].max_batch_size
     started = time.perf_counter()
     for i in range(0, len(staged), size):
-        client.execute(INSERT_SQL, staged[i:i + size])
+        client.execute(INSERT_SQL, staged[i : i + size])
     return rate(len(staged), time.perf_counter() - started)
 
 
@@ -200,8 +213,19 @@ def stage_clickhouse_client(rows: list[tuple]) -> float:
     query = f"INSERT INTO {settings.CLICKHOUSE.database}.events ({', '.join(ROW_COLUMNS)}) FORMAT TSV"
     started = time.perf_counter()
     with open(path, "rb") as data:
-        subprocess.run(["clickhouse-client", "--host", settings.CLICKHOUSE.host, "--port",
-                        str(settings.CLICKHOUSE.port), "--query", query], stdin=data, check=True)
+        subprocess.run(
+            [
+                "clickhouse-client",
+                "--host",
+                settings.CLICKHOUSE.host,
+                "--port",
+                str(settings.CLICKHOUSE.port),
+                "--query",
+                query,
+            ],
+            stdin=data,
+            check=True,
+        )
     seconds = time.perf_counter() - started
     os.unlink(path)
     return rate(len(rows), seconds)
@@ -216,8 +240,19 @@ def free_port() -> int:
 
 def start_consumer(prefix: str, group: str, port: int, max_seconds: float) -> subprocess.Popen[bytes]:
     env = {**ENV, "KAFKA_TOPIC_PREFIX": prefix, "EVENTS_CONSUMER_GROUP": group}
-    return subprocess.Popen([sys.executable, "manage.py", "run_events_consumer", "--metrics-port", str(port),
-                             "--max-seconds", str(max_seconds)], cwd=ROOT, env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "run_events_consumer",
+            "--metrics-port",
+            str(port),
+            "--max-seconds",
+            str(max_seconds),
+        ],
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -257,8 +292,7 @@ def consumer_throughput(topic: str, unique: int, timeout: float) -> tuple[float,
 def scrape(port: int, name: str) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line.startswith(name)}
+    return {line.split(" ")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)}
 
 
 def histogram_quantile(buckets: dict[str, float], q: float) -> str:
@@ -303,7 +337,8 @@ def latency(partitions: int, rate_per_s: int, seconds: float) -> dict[str, objec
                 rows = poller.execute(
                     "SELECT _partition, _offset, received_at_ms FROM events WHERE _topic = %(t)s AND "
                     f"(({where}) OR _partition NOT IN ({excluded})) AND received_at_ms > %(since)s",
-                    {"t": topic, "since": since_ms})
+                    {"t": topic, "since": since_ms},
+                )
                 for partition, offset, received_ms in rows:
                     seen[partition] = max(seen.get(partition, -1), offset)
                     latencies.append((observed_ms - received_ms) / 1000)
@@ -334,8 +369,14 @@ def latency(partitions: int, rate_per_s: int, seconds: float) -> dict[str, objec
     def q(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
-    return {"events": len(latencies), "p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": latencies[-1],
-            "histogram_p95": histogram_quantile(histogram, 0.95)}
+    return {
+        "events": len(latencies),
+        "p50": q(0.50),
+        "p95": q(0.95),
+        "p99": q(0.99),
+        "max": latencies[-1],
+        "histogram_p95": histogram_quantile(histogram, 0.95),
+    }
 
 
 def main() -> None:
@@ -346,8 +387,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-stages", action="store_true")
-    parser.add_argument("--preload-only", action="store_true",
-                        help="stop after preloading (to profile a consumer on it: the prefix is printed)")
+    parser.add_argument(
+        "--preload-only",
+        action="store_true",
+        help="stop after preloading (to profile a consumer on it: the prefix is printed)",
+    )
     args = parser.parse_args()
     if not 10_000 <= args.events <= 2_000_000:
         parser.error("--events must be between 10,000 and 2,000,000 (bounded load)")
@@ -361,8 +405,10 @@ def main() -> None:
     messages = make_messages(args.events)
     produce_seconds = produce(topic, messages)
     unique = len({orjson.loads(value)["event_id"] for _key, value in messages})
-    say(f"preloaded {len(messages):,} messages ({unique:,} unique events) into {topic} "
-        f"({args.partitions} partitions) in {produce_seconds:.1f} s")
+    say(
+        f"preloaded {len(messages):,} messages ({unique:,} unique events) into {topic} "
+        f"({args.partitions} partitions) in {produce_seconds:.1f} s"
+    )
 
     if args.preload_only:
         say(f"KAFKA_TOPIC_PREFIX={settings.KAFKA.topic_prefix} CLICKHOUSE_DATABASE={DATABASE}")
@@ -372,14 +418,18 @@ def main() -> None:
     wait_for_merges()
     ceiling, client_rate = stages(topic, args.partitions, len(messages)) if not args.skip_stages else (0.0, 0.0)
     if ceiling:
-        say(f"ratio to the stage ceiling {consumer_rate / ceiling:.0%}, "
-            f"to the plain clickhouse-client insert {consumer_rate / client_rate:.0%}")
+        say(
+            f"ratio to the stage ceiling {consumer_rate / ceiling:.0%}, "
+            f"to the plain clickhouse-client insert {consumer_rate / client_rate:.0%}"
+        )
     if not args.skip_latency:
         wait_for_merges()
         result = latency(args.partitions, args.rate, args.seconds)
-        say(f"event-to-visible at {args.rate}/s for {args.seconds:g} s: {result['events']:,} events, "
+        say(
+            f"event-to-visible at {args.rate}/s for {args.seconds:g} s: {result['events']:,} events, "
             f"P50 {result['p50']:.3f} s, P95 {result['p95']:.3f} s, P99 {result['p99']:.3f} s, "
-            f"max {result['max']:.3f} s (poll 50 ms); consumer histogram P95 {result['histogram_p95']}")
+            f"max {result['max']:.3f} s (poll 50 ms); consumer histogram P95 {result['histogram_p95']}"
+        )
 
 
 def wait_for_merges(timeout: float = 60) -> None:

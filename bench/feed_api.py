@@ -81,9 +81,11 @@ from worldgen import PROBE_FOLLOWEES, build_world  # plain data: no Django neede
 RUN = uuid.uuid4().hex[:6]
 PHASES = ("throughput", "miss", "hitrate", "freshness")
 PAGE = 20
-WORDS = ("today finally shipped coffee morning build release bug fix deploy feed ranking kafka postgres latency "
-         "cache weekend hiking photo city music album launch team meeting idea design sunset river bread recipe "
-         "garden book chapter train travel code review lunch tired happy excited new old small big fast slow").split()
+WORDS = (
+    "today finally shipped coffee morning build release bug fix deploy feed ranking kafka postgres latency "
+    "cache weekend hiking photo city music album launch team meeting idea design sunset river bread recipe "
+    "garden book chapter train travel code review lunch tired happy excited new old small big fast slow"
+).split()
 
 
 def say(text: str = "") -> None:
@@ -91,8 +93,9 @@ def say(text: str = "") -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     world = parser.add_argument_group("world (bench/worldgen.py)")
     world.add_argument("--users", type=int, default=10_000)
     world.add_argument("--posts", type=int, default=100_000)
@@ -100,18 +103,23 @@ def parse_args() -> argparse.Namespace:
     world.add_argument("--likes", type=int, default=200_000)
     world.add_argument("--comments", type=int, default=50_000)
     world.add_argument("--seed", type=int, default=10)
-    world.add_argument("--database", default="nova_bench_feed",
-                       help="Postgres and ClickHouse database (must start with nova_bench)")
-    world.add_argument("--keep", action="store_true",
-                       help="keep both databases at the end, and reuse them if built with the same arguments "
-                            "less than --keep-hours ago")
+    world.add_argument(
+        "--database", default="nova_bench_feed", help="Postgres and ClickHouse database (must start with nova_bench)"
+    )
+    world.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep both databases at the end, and reuse them if built with the same arguments "
+        "less than --keep-hours ago",
+    )
     world.add_argument("--keep-hours", type=float, default=6.0)
     parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of " + ",".join(PHASES))
     parser.add_argument("--max-minutes", type=float, default=45.0, help="stop starting new steps after this long")
     load = parser.add_argument_group("1. throughput")
     load.add_argument("--seconds", type=int, default=20, help="each wrk run")
-    load.add_argument("--connections", default="8,16",
-                      help="wrk connections; a comma-separated list runs every target at each")
+    load.add_argument(
+        "--connections", default="8,16", help="wrk connections; a comma-separated list runs every target at each"
+    )
     load.add_argument("--wrk-threads", type=int, default=1)
     load.add_argument("--tokens", type=int, default=200, help="users the wrk script rotates over")
     load.add_argument("--rounds", type=int, default=1, help="feed, ceiling, ceiling-noauth, naive: this many times")
@@ -126,8 +134,12 @@ def parse_args() -> argparse.Namespace:
     hit.add_argument("--zipf", type=float, default=1.1)
     hit.add_argument("--replay", type=int, default=10_000, help="requests in each trace")
     hit.add_argument("--replay-clients", type=int, default=4)
-    hit.add_argument("--warm-minutes", type=float, default=5.0,
-                     help="the warm task runs on its schedule this long before the replay starts")
+    hit.add_argument(
+        "--warm-minutes",
+        type=float,
+        default=5.0,
+        help="the warm task runs on its schedule this long before the replay starts",
+    )
     hit.add_argument("--hit-control", action="store_true", help="also replay with cold caches, no warming")
     fresh = parser.add_argument_group("4. freshness")
     fresh.add_argument("--fresh-posts", type=int, default=50)
@@ -147,8 +159,12 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--users must be in ({2 * max(PROBE_FOLLOWEES)}, 200,000]")
     if not 100 <= args.posts <= 2_000_000 or not 10_000 <= args.events <= 5_000_000:
         parser.error("--posts must be in [100, 2,000,000], --events in [10,000, 5,000,000]")
-    if not 1 <= args.seconds <= 120 or not all(1 <= c <= 256 for c in args.connections) \
-            or not args.connections or not 1 <= args.wrk_threads <= 8:
+    if (
+        not 1 <= args.seconds <= 120
+        or not all(1 <= c <= 256 for c in args.connections)
+        or not args.connections
+        or not 1 <= args.wrk_threads <= 8
+    ):
         parser.error("--seconds in [1, 120], --connections in [1, 256], --wrk-threads in [1, 8]")
     if not 1 <= args.tokens <= 2_000 or not 1 <= args.rounds <= 5:
         parser.error("--tokens in [1, 2,000], --rounds in [1, 5]")
@@ -329,10 +345,17 @@ def load_avg() -> str:
 
 def commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
         return f"{out}{' (modified)' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -345,8 +368,10 @@ def machine() -> str:
         debian = Path("/etc/debian_version").read_text().strip()
     except OSError:
         debian = "?"
-    return (f"{os.cpu_count()} cores, {total_kib / 1024 ** 2:.0f} GiB, Debian {debian}, {platform.platform()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores, {total_kib / 1024**2:.0f} GiB, Debian {debian}, {platform.platform()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 class Deadline:
@@ -362,15 +387,24 @@ class Deadline:
 
 # ------------------------------------------------------------------ the world, in ClickHouse and Postgres
 def world_config() -> dict[str, object]:
-    return {"users": ARGS.users, "posts": ARGS.posts, "events": ARGS.events, "likes": ARGS.likes,
-            "comments": ARGS.comments, "seed": ARGS.seed, "generator": 1, "postgres": 1}
+    return {
+        "users": ARGS.users,
+        "posts": ARGS.posts,
+        "events": ARGS.events,
+        "likes": ARGS.likes,
+        "comments": ARGS.comments,
+        "seed": ARGS.seed,
+        "generator": 1,
+        "postgres": 1,
+    }
 
 
 def stored_meta() -> WorldMeta | None:
     """The world both databases hold (same world id in each), or None."""
     admin = make_client(settings.CLICKHOUSE, database="default")
-    if not admin.execute("SELECT count() FROM system.tables WHERE database = %(d)s AND name = 'bench_meta'",
-                         {"d": ARGS.database})[0][0]:
+    if not admin.execute(
+        "SELECT count() FROM system.tables WHERE database = %(d)s AND name = 'bench_meta'", {"d": ARGS.database}
+    )[0][0]:
         return None
     rows = admin.execute(f"SELECT value FROM `{ARGS.database}`.bench_meta WHERE key = 'world'")
     if not rows:
@@ -400,12 +434,18 @@ def prepare_world(deadline: Deadline) -> WorldMeta:
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
     started = time.perf_counter()
     world, probes, source = build_world(ARGS, now)
-    say(f"world: {len(world.users):,} users, {len(world.posts):,} posts, {len(world.follows):,} follows, "
+    say(
+        f"world: {len(world.users):,} users, {len(world.posts):,} posts, {len(world.follows):,} follows, "
         f"{len(world.likes):,} likes, {len(world.comments):,} comments, {len(world.mutes):,} mutes, "
-        f"generated in {time.perf_counter() - started:.1f} s (now = {now.isoformat()})")
-    meta = {"config": world_config(), "now": now.isoformat(), "world_id": uuid.uuid4().hex,
-            "probes": {str(k): v for k, v in probes.items()},
-            "inactive": [u.id for u in world.users if not u.active]}
+        f"generated in {time.perf_counter() - started:.1f} s (now = {now.isoformat()})"
+    )
+    meta = {
+        "config": world_config(),
+        "now": now.isoformat(),
+        "world_id": uuid.uuid4().hex,
+        "probes": {str(k): v for k, v in probes.items()},
+        "inactive": [u.id for u in world.users if not u.active],
+    }
 
     # Postgres: the source of truth the API reads (tokens, hydration, fallback, writes)
     started = time.perf_counter()
@@ -417,8 +457,11 @@ def prepare_world(deadline: Deadline) -> WorldMeta:
 
     call_command("migrate", verbosity=0, interactive=False)
     counts = write_postgres(world, meta)
-    say(f"Postgres {ARGS.database}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items())
-        + f" in {time.perf_counter() - started:.1f} s (migrate + COPY + VACUUM ANALYZE)")
+    say(
+        f"Postgres {ARGS.database}: "
+        + ", ".join(f"{n:,} {t}" for t, n in counts.items())
+        + f" in {time.perf_counter() - started:.1f} s (migrate + COPY + VACUUM ANALYZE)"
+    )
 
     # ClickHouse: what the ranking reads, as CDC and the events consumer would have written it
     started = time.perf_counter()
@@ -474,35 +517,76 @@ def write_postgres(world: World, meta: WorldMeta) -> dict[str, int]:
     counts: dict[str, int] = {}
     with transaction.atomic():
         counts["users"] = _copy(
-            "users", ["id", "password", "is_superuser", "username", "first_name", "last_name", "email", "is_staff",
-                      "is_active", "date_joined", "display_name", "bio"],
-            ((u.id, unusable, False, f"user{u.id}", "", "", "", False, u.active, joined, f"User {u.id}", "")
-             for u in world.users))
+            "users",
+            [
+                "id",
+                "password",
+                "is_superuser",
+                "username",
+                "first_name",
+                "last_name",
+                "email",
+                "is_staff",
+                "is_active",
+                "date_joined",
+                "display_name",
+                "bio",
+            ],
+            (
+                (u.id, unusable, False, f"user{u.id}", "", "", "", False, u.active, joined, f"User {u.id}", "")
+                for u in world.users
+            ),
+        )
         counts["posts"] = _copy(
-            "posts", ["id", "author_id", "body", "media_url", "created_at", "updated_at", "deleted_at"],
-            ((p.id, p.author_id, sentence(5, 40), "", p.created_at, p.created_at, p.created_at if p.deleted else None)
-             for p in world.posts))
-        counts["follows"] = _copy("follows", ["id", "follower_id", "followee_id", "created_at"],
-                                  ((r.id, r.user_id, r.target_id, r.created_at) for r in world.follows))
-        counts["likes"] = _copy("likes", ["id", "user_id", "post_id", "created_at"],
-                                ((r.id, r.user_id, r.target_id, r.created_at) for r in world.likes))
-        counts["comments"] = _copy("comments", ["id", "user_id", "post_id", "body", "created_at"],
-                                   ((r.id, r.user_id, r.target_id, sentence(2, 20), r.created_at)
-                                    for r in world.comments))
+            "posts",
+            ["id", "author_id", "body", "media_url", "created_at", "updated_at", "deleted_at"],
+            (
+                (
+                    p.id,
+                    p.author_id,
+                    sentence(5, 40),
+                    "",
+                    p.created_at,
+                    p.created_at,
+                    p.created_at if p.deleted else None,
+                )
+                for p in world.posts
+            ),
+        )
+        counts["follows"] = _copy(
+            "follows",
+            ["id", "follower_id", "followee_id", "created_at"],
+            ((r.id, r.user_id, r.target_id, r.created_at) for r in world.follows),
+        )
+        counts["likes"] = _copy(
+            "likes",
+            ["id", "user_id", "post_id", "created_at"],
+            ((r.id, r.user_id, r.target_id, r.created_at) for r in world.likes),
+        )
+        counts["comments"] = _copy(
+            "comments",
+            ["id", "user_id", "post_id", "body", "created_at"],
+            ((r.id, r.user_id, r.target_id, sentence(2, 20), r.created_at) for r in world.comments),
+        )
         seen: set[tuple[int, int]] = set()
         mutes = []
         for r in world.mutes:  # the generator may draw a pair twice; Postgres has a unique constraint
             if (r.user_id, r.target_id) not in seen:
                 seen.add((r.user_id, r.target_id))
                 mutes.append(r)
-        counts["mutes"] = _copy("mutes", ["id", "user_id", "muted_id", "created_at"],
-                                ((r.id, r.user_id, r.target_id, r.created_at) for r in mutes))
-        counts["tokens"] = _copy("authtoken_token", ["key", "user_id", "created"],
-                                 ((secrets.token_hex(20), u.id, joined) for u in world.users))
+        counts["mutes"] = _copy(
+            "mutes",
+            ["id", "user_id", "muted_id", "created_at"],
+            ((r.id, r.user_id, r.target_id, r.created_at) for r in mutes),
+        )
+        counts["tokens"] = _copy(
+            "authtoken_token",
+            ["key", "user_id", "created"],
+            ((secrets.token_hex(20), u.id, joined) for u in world.users),
+        )
         with connection.cursor() as cursor:
             for table in ("users", "posts", "follows", "likes", "comments", "mutes"):
-                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                               f"(SELECT max(id) FROM {table}))")
+                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
             cursor.execute("CREATE TABLE bench_feed_meta (key text PRIMARY KEY, value text NOT NULL)")
             cursor.execute("INSERT INTO bench_feed_meta VALUES ('world', %s)", [json.dumps(meta)])
     with connection.cursor() as cursor:
@@ -519,8 +603,7 @@ def tokens_of(user_ids: list[int]) -> dict[int, str]:
 
 def followee_counts(user_ids: list[int]) -> dict[int, int]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT follower_id, count(*) FROM follows WHERE follower_id = ANY(%s) GROUP BY 1",
-                       [user_ids])
+        cursor.execute("SELECT follower_id, count(*) FROM follows WHERE follower_id = ANY(%s) GROUP BY 1", [user_ids])
         return dict(cursor.fetchall())
 
 
@@ -595,7 +678,7 @@ def warm_users(users: list[int], min_ttl: int, tries: int = 3) -> tuple[list[int
     ttl = settings.FEED_POST_TTL_SECONDS
     pipe_expire = redis().pipeline(transaction=False)
     for raw in pipe.execute():
-        for row in (json.loads(raw)["entries"][:PAGE + 5] if raw else []):
+        for row in json.loads(raw)["entries"][: PAGE + 5] if raw else []:
             pipe_expire.expire(nova_redis.key("feed", "post", row[0]), ttl)
     pipe_expire.execute()
     for user in users:
@@ -630,17 +713,24 @@ class Server:
     def __init__(self, logdir: Path, query_timeout: float, tokens_file: Path) -> None:
         self.port = free_port()
         self.line = procfile_line("web")
-        env = {**os.environ, **SERVER_ENV, "CLICKHOUSE_QUERY_TIMEOUT": str(query_timeout),
-               "DJANGO_SETTINGS_MODULE": "bench.feed_api_settings", "WEB_BIND": f"127.0.0.1:{self.port}",
-               "BENCH_FEED_TOKENS": str(tokens_file), "PATH": venv_path()}
+        env = {
+            **os.environ,
+            **SERVER_ENV,
+            "CLICKHOUSE_QUERY_TIMEOUT": str(query_timeout),
+            "DJANGO_SETTINGS_MODULE": "bench.feed_api_settings",
+            "WEB_BIND": f"127.0.0.1:{self.port}",
+            "BENCH_FEED_TOKENS": str(tokens_file),
+            "PATH": venv_path(),
+        }
         for name in ("WEB_WORKERS", "WEB_THREADS"):  # the Procfile's defaults, as `make run` without .env
             env.pop(name, None)
         self.query_timeout = query_timeout
         self.log = logdir / f"gunicorn-{self.port}.log"
         self.access = logdir / f"access-{self.port}.log"
         with open(self.log, "wb") as err, open(self.access, "wb") as out:
-            self.process = subprocess.Popen(["bash", "-c", f"exec {self.line}"], cwd=ROOT, env=env, stdout=out,
-                                            stderr=err, start_new_session=True)
+            self.process = subprocess.Popen(
+                ["bash", "-c", f"exec {self.line}"], cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -655,8 +745,10 @@ class Server:
         else:
             self.stop()
             raise SystemExit("gunicorn did not come up in 60 s")
-        say(f"gunicorn up on 127.0.0.1:{self.port} (pid {self.process.pid}, CLICKHOUSE_QUERY_TIMEOUT "
-            f"{query_timeout}): {self.line}")
+        say(
+            f"gunicorn up on 127.0.0.1:{self.port} (pid {self.process.pid}, CLICKHOUSE_QUERY_TIMEOUT "
+            f"{query_timeout}): {self.line}"
+        )
 
     def pids(self) -> list[int]:
         """The master and its workers."""
@@ -684,7 +776,6 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-
 class CeleryWorker:
     """The Procfile's worker line (`celery -A nova worker ...`) in this run's
     namespace (queue, Redis prefix, databases), with its own --hostname so it
@@ -696,8 +787,14 @@ class CeleryWorker:
         env.pop("CELERY_CONCURRENCY", None)
         self.log = logdir / f"celery-{RUN}.log"
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(["bash", "-c", f"exec {self.line}"], cwd=ROOT, env=env, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                ["bash", "-c", f"exec {self.line}"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while " ready." not in self.text():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -721,17 +818,23 @@ class CeleryWorker:
             seconds = float(line.split(" succeeded in ")[1].split("s:")[0])
             body = line.split("s: ", 1)[1] if "s: " in line else ""
             results.append((seconds, body.strip()))
-        return {"received": sum(1 for line in lines if "] received" in line), "succeeded": results,
-                "soft_time_limit": sum(1 for line in self.text().splitlines() if "SoftTimeLimitExceeded" in line
-                                       and "raised" in line),
-                "failed": sum(1 for line in lines if " raised unexpected" in line),
-                "skipped": sum(1 for _, body in results if "skipped" in body)}
+        return {
+            "received": sum(1 for line in lines if "] received" in line),
+            "succeeded": results,
+            "soft_time_limit": sum(
+                1 for line in self.text().splitlines() if "SoftTimeLimitExceeded" in line and "raised" in line
+            ),
+            "failed": sum(1 for line in lines if " raised unexpected" in line),
+            "skipped": sum(1 for _, body in results if "skipped" in body),
+        }
 
     def pids(self) -> list[int]:
         found = [self.process.pid]
         try:
-            found += [int(pid) for pid in
-                      Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()]
+            found += [
+                int(pid)
+                for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+            ]
         except OSError:
             pass
         return found
@@ -857,8 +960,10 @@ class CpuMeter:
         busy0, iowait0, total0 = self.machine
         busy1, iowait1, total1 = _machine_ticks()
         # a process that exited during the run (a Postgres backend) counts for nothing
-        out = {name: sum(max(0, _ticks(p) - self.start[p]) for p in pids) / hz / elapsed
-               for name, pids in self.groups.items()}
+        out = {
+            name: sum(max(0, _ticks(p) - self.start[p]) for p in pids) / hz / elapsed
+            for name, pids in self.groups.items()
+        }
         out["machine busy"] = (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
         out["other"] = max(0.0, out["machine busy"] - sum(v for k, v in out.items() if k != "machine busy"))
         out["iowait"] = (iowait1 - iowait0) / max(1, total1 - total0) * (os.cpu_count() or 1)
@@ -866,8 +971,13 @@ class CpuMeter:
 
 
 def cpu_groups(server: Server, extra: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
-    return {"gunicorn": server.pids(), **(extra or {}), "redis": _processes_named("redis-server"),
-            "postgres (all)": _processes_named("postgres"), "clickhouse": _processes_named("clickhouse-serv")}
+    return {
+        "gunicorn": server.pids(),
+        **(extra or {}),
+        "redis": _processes_named("redis-server"),
+        "postgres (all)": _processes_named("postgres"),
+        "clickhouse": _processes_named("clickhouse-serv"),
+    }
 
 
 def cpu_text(cpu: dict[str, float]) -> str:
@@ -893,8 +1003,13 @@ def connections_per_worker(server: Server) -> list[int]:
     """Established client connections held by each gunicorn worker (ss), most first:
     with keep-alive, the worker that accepted a connection serves it to the end."""
     try:
-        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
-                             capture_output=True, text=True, timeout=10, check=False).stdout
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     held: Counter[int] = Counter()
@@ -906,12 +1021,26 @@ def connections_per_worker(server: Server) -> list[int]:
 
 
 def wrk_run(server: Server, path: str, tokens_file: Path, connections: int) -> WrkRun:
-    command = ["wrk", f"-t{ARGS.wrk_threads}", f"-c{connections}", f"-d{ARGS.seconds}s", "--timeout", "5s",
-               "-s", str(ROOT / "bench" / "feed_api_wrk.lua"), f"http://127.0.0.1:{server.port}{path}"]
+    command = [
+        "wrk",
+        f"-t{ARGS.wrk_threads}",
+        f"-c{connections}",
+        f"-d{ARGS.seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(ROOT / "bench" / "feed_api_wrk.lua"),
+        f"http://127.0.0.1:{server.port}{path}",
+    ]
     speed = cpu_index()
     load_before = load_avg()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "BENCH_WRK_TOKENS": str(tokens_file)})
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "BENCH_WRK_TOKENS": str(tokens_file)},
+    )
     meter = CpuMeter(cpu_groups(server))
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     time.sleep(min(3.0, ARGS.seconds / 4))
@@ -958,8 +1087,10 @@ def phase_throughput(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Throu
     try:
         started = time.perf_counter()
         cold, rankings = warm_users(users, min_ttl=ARGS.seconds + 30)
-        say(f"warmed {len(users)} users' snapshots and posts in {time.perf_counter() - started:.1f} s "
-            f"({rankings} rankings; without a snapshot: {cold or 'none'})")
+        say(
+            f"warmed {len(users)} users' snapshots and posts in {time.perf_counter() - started:.1f} s "
+            f"({rankings} rankings; without a snapshot: {cold or 'none'})"
+        )
         sample = tokens[users[0]]
         for _name, path in TARGETS:
             say(f"  check {path}: {check_endpoint(server, path, sample)}")
@@ -976,13 +1107,15 @@ def phase_throughput(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Throu
             result["rankings_during"] = sum(before[u] != after[u] for u in users)
             result["rewarmed"] = rankings
             runs.append(result)
-            say(f"  {name:<15} c={connections:<3} {result['rps']:8,.1f} req/s  P50 {result['p50_us'] / 1000:6.1f} ms  "
+            say(
+                f"  {name:<15} c={connections:<3} {result['rps']:8,.1f} req/s  P50 {result['p50_us'] / 1000:6.1f} ms  "
                 f"P95 {result['p95_us'] / 1000:6.1f} ms  P99 {result['p99_us'] / 1000:6.1f} ms  "
                 f"max {result['max_us'] / 1000:7.1f} ms  errors {result['status_errors']}+"
                 f"{result['connect_errors'] + result['read_errors'] + result['write_errors']}+"
                 f"{result['timeouts']} (status/socket/timeout)  snapshots re-ranked during run "
                 f"{result['rankings_during']}  load {result['load_before']} -> {result['load_after']}  "
-                f"CPU index {result['cpu_index']:.0f}  connections per worker {result['spread']}")
+                f"CPU index {result['cpu_index']:.0f}  connections per worker {result['spread']}"
+            )
             say(f"      CPU (cores): {cpu_text(result['cpu'])}")
         warnings = server.warnings()
         if warnings:
@@ -992,8 +1125,12 @@ def phase_throughput(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Throu
     return {"runs": runs, "tokens": len(users), "cold": cold, "access_log_bytes": server.access.stat().st_size}
 
 
-TARGETS = (("feed", "/api/v1/feed/"), ("ceiling", "/bench/ceiling/"), ("ceiling-noauth", "/bench/ceiling-noauth/"),
-           ("naive", "/bench/naive/"))
+TARGETS = (
+    ("feed", "/api/v1/feed/"),
+    ("ceiling", "/bench/ceiling/"),
+    ("ceiling-noauth", "/bench/ceiling-noauth/"),
+    ("naive", "/bench/naive/"),
+)
 
 
 # ------------------------------------------------------------------ 2. miss
@@ -1027,24 +1164,34 @@ def phase_miss(meta: WorldMeta, logdir: Path, deadline: Deadline) -> MissResult:
                     cache.invalidate_feed(user)
                     started = time.perf_counter()
                     status, body = http_.call("GET", f"/api/v1/feed/?limit={PAGE}", tokens[user])
-                    samples[followees].append({"seconds": time.perf_counter() - started, "status": status,
-                                               "source": body.get("source"), "breaker_before": state,
-                                               "items": len(body.get("items") or [])})
+                    samples[followees].append(
+                        {
+                            "seconds": time.perf_counter() - started,
+                            "status": status,
+                            "source": body.get("source"),
+                            "breaker_before": state,
+                            "items": len(body.get("items") or []),
+                        }
+                    )
             warnings = server.warnings()
         finally:
             server.stop()
         results[timeout] = samples
-        say(f"CLICKHOUSE_QUERY_TIMEOUT {timeout} s, {ARGS.miss_samples} misses per user, round-robin over the users "
-            f"(load {load_before} -> {load_avg()}; server warnings {len(warnings)}):")
+        say(
+            f"CLICKHOUSE_QUERY_TIMEOUT {timeout} s, {ARGS.miss_samples} misses per user, round-robin over the users "
+            f"(load {load_before} -> {load_avg()}; server warnings {len(warnings)}):"
+        )
         for followees, rows in samples.items():
             seconds = [r["seconds"] for r in rows]
             sources = Counter(r["source"] for r in rows)
             opened = sum(1 for r in rows if r["breaker_before"] != "closed")
             ranked = [r["seconds"] for r in rows if r["source"] == "ranked"]
-            say(f"  {followees:>5} followees (user {users[followees]}): P50 {ms(percentile(seconds, .5))}  "
-                f"P95 {ms(percentile(seconds, .95))}  max {ms(max(seconds))}  sources {dict(sources)}  "
-                f"breaker not closed before {opened}  ranked-only P50/P95 {ms(percentile(ranked, .5))} / "
-                f"{ms(percentile(ranked, .95))}  statuses {dict(Counter(r['status'] for r in rows))}")
+            say(
+                f"  {followees:>5} followees (user {users[followees]}): P50 {ms(percentile(seconds, 0.5))}  "
+                f"P95 {ms(percentile(seconds, 0.95))}  max {ms(max(seconds))}  sources {dict(sources)}  "
+                f"breaker not closed before {opened}  ranked-only P50/P95 {ms(percentile(ranked, 0.5))} / "
+                f"{ms(percentile(ranked, 0.95))}  statuses {dict(Counter(r['status'] for r in rows))}"
+            )
     return {"results": results, "users": users}
 
 
@@ -1054,7 +1201,7 @@ class Zipf:
         self.cumulative = []
         total = 0.0
         for rank in range(1, n + 1):
-            total += rank ** -s
+            total += rank**-s
             self.cumulative.append(total)
         self.total = total
 
@@ -1062,8 +1209,9 @@ class Zipf:
         return bisect.bisect_right(self.cumulative, rng.random() * self.total)
 
 
-def replay(server: Server, trace: list[int], tokens: dict[int, str], clients: int,
-           extra: dict[str, list[int]] | None = None) -> Replay:
+def replay(
+    server: Server, trace: list[int], tokens: dict[int, str], clients: int, extra: dict[str, list[int]] | None = None
+) -> Replay:
     """Send the trace's first pages in order over `clients` keep-alive connections."""
     lock = threading.Lock()
     position = [0]
@@ -1096,8 +1244,6 @@ def replay(server: Server, trace: list[int], tokens: dict[int, str], clients: in
     return {"rows": rows, "seconds": time.monotonic() - started, "cpu": meter.stop()}
 
 
-
-
 def hit_summary(label: str, result: Replay, warm_set: set[int]) -> HitSummary:
     rows = result["rows"]
     sources = Counter(source for _, source, _, _ in rows)
@@ -1105,15 +1251,25 @@ def hit_summary(label: str, result: Replay, warm_set: set[int]) -> HitSummary:
     in_warm = [r for r in rows if r[0] in warm_set]
     hit_warm = sum(1 for r in in_warm if r[1] == "cache")
     latencies = [r[2] for r in rows]
-    summary: HitSummary = {"requests": len(rows), "sources": dict(sources), "hit_rate": hits / max(1, len(rows)),
-               "seconds": result["seconds"], "p50": percentile(latencies, .5), "p95": percentile(latencies, .95),
-               "p99": percentile(latencies, .99), "warm_requests": len(in_warm),
-               "warm_hit_rate": hit_warm / max(1, len(in_warm)), "distinct_users": len({r[0] for r in rows})}
-    say(f"  {label}: {summary['requests']:,} requests in {summary['seconds']:.1f} s "
+    summary: HitSummary = {
+        "requests": len(rows),
+        "sources": dict(sources),
+        "hit_rate": hits / max(1, len(rows)),
+        "seconds": result["seconds"],
+        "p50": percentile(latencies, 0.5),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+        "warm_requests": len(in_warm),
+        "warm_hit_rate": hit_warm / max(1, len(in_warm)),
+        "distinct_users": len({r[0] for r in rows}),
+    }
+    say(
+        f"  {label}: {summary['requests']:,} requests in {summary['seconds']:.1f} s "
         f"({summary['requests'] / summary['seconds']:,.0f}/s), {summary['distinct_users']:,} distinct users; "
         f"sources {summary['sources']}; hit rate {summary['hit_rate']:.1%} (requests of users in the warmed "
         f"set: {summary['warm_requests']:,}, their hit rate {summary['warm_hit_rate']:.1%}); latency P50 "
-        f"{ms(summary['p50'])} P95 {ms(summary['p95'])} P99 {ms(summary['p99'])}")
+        f"{ms(summary['p50'])} P95 {ms(summary['p95'])} P99 {ms(summary['p99'])}"
+    )
     say(f"      CPU (cores): {cpu_text(result['cpu'])}")
     return summary
 
@@ -1134,9 +1290,11 @@ def phase_hitrate(meta: WorldMeta, logdir: Path, deadline: Deadline) -> HitrateR
         activity[str(user)] = now_s - 3600 + 3600 * (i + 0.5) / len(last_hour)
     redis().zadd(nova_redis.key("feed", "active"), activity)
     warm_set = {int(u) for u in activity}
-    say(f"last hour: {len(last_hour):,} first pages by {len(warm_set):,} users recorded as active; "
+    say(
+        f"last hour: {len(last_hour):,} first pages by {len(warm_set):,} users recorded as active; "
         f"replay trace: {len(trace):,} requests by {len(set(trace)):,} users, "
-        f"{sum(1 for u in trace if u in warm_set) / len(trace):.1%} of them by users active in the last hour")
+        f"{sum(1 for u in trace if u in warm_set) / len(trace):.1%} of them by users active in the last hour"
+    )
 
     server = Server(logdir, ARGS.query_timeout, logdir / "tokens.json")
     out: HitrateResult = {"warm_set": len(warm_set), "trace_users": len(set(trace))}
@@ -1149,31 +1307,48 @@ def phase_hitrate(meta: WorldMeta, logdir: Path, deadline: Deadline) -> HitrateR
         say(f"  the warm task runs every {beat.interval} s for {warm_for:.0f} s before the replay, and during it")
         time.sleep(warm_for)
         alive = beat.coverage[-1][1] if beat.coverage else 0
-        say(f"  at the replay's start: {alive:,} of {len(warm_set):,} active users have a snapshot; "
-            f"worker so far: {worker.runs()}")
+        say(
+            f"  at the replay's start: {alive:,} of {len(warm_set):,} active users have a snapshot; "
+            f"worker so far: {worker.runs()}"
+        )
         replay_started = time.monotonic() - beat.t0
         result = replay(server, trace, tokens, ARGS.replay_clients, extra={"celery": worker.pids()})
         beat.stop()
         during = [n for t, n in beat.coverage if t >= replay_started]
         runs = worker.runs()
-        say(f"  warm task: {beat.sent} sent; worker log: {runs['received']} received, {len(runs['succeeded'])} "
-            f"succeeded, {runs['failed']} raised ({runs['soft_time_limit']} at the soft time limit)")
+        say(
+            f"  warm task: {beat.sent} sent; worker log: {runs['received']} received, {len(runs['succeeded'])} "
+            f"succeeded, {runs['failed']} raised ({runs['soft_time_limit']} at the soft time limit)"
+        )
         for seconds, body in runs["succeeded"]:
             say(f"    run of {seconds:.1f} s: {body[:160]}")
-        say(f"  active users with a snapshot during the replay: min {min(during, default=0):,}, "
-            f"max {max(during, default=0):,} of {len(warm_set):,}")
+        say(
+            f"  active users with a snapshot during the replay: min {min(during, default=0):,}, "
+            f"max {max(during, default=0):,} of {len(warm_set):,}"
+        )
         states = Counter(state for t, state in beat.breaker if t >= replay_started)
         failed = [line for line in server.warnings() if "ranking failed" in line]
-        say(f"  ClickHouse breaker sampled every {beat.sample_every:.0f} s during the replay: {dict(states)}; "
+        say(
+            f"  ClickHouse breaker sampled every {beat.sample_every:.0f} s during the replay: {dict(states)}; "
             f"the web's 'ranking failed' warnings (fallback for a timeout or error): {len(failed)}"
-            + (f", e.g. {failed[0][:160]}" if failed else ""))
-        out.update({"alive_at_start": alive, "coverage": beat.coverage, "runs": runs, "sent": beat.sent,
-                    "breaker": dict(states), "ranking_failed": len(failed)})
+            + (f", e.g. {failed[0][:160]}" if failed else "")
+        )
+        out.update(
+            {
+                "alive_at_start": alive,
+                "coverage": beat.coverage,
+                "runs": runs,
+                "sent": beat.sent,
+                "breaker": dict(states),
+                "ranking_failed": len(failed),
+            }
+        )
         out["warm"] = hit_summary("replay with warming", result, warm_set)
         if ARGS.hit_control and deadline.left() > 300:
             clear_namespace()
-            out["control"] = hit_summary("replay, cold caches, no warming",
-                                         replay(server, trace, tokens, ARGS.replay_clients), warm_set)
+            out["control"] = hit_summary(
+                "replay, cold caches, no warming", replay(server, trace, tokens, ARGS.replay_clients), warm_set
+            )
         # /metrics: every gunicorn worker's counters added up (multiprocess mode, gunicorn.conf.py)
         scrapes: list[dict[str, float | None]] = []
         for _ in range(4):
@@ -1181,9 +1356,10 @@ def phase_hitrate(meta: WorldMeta, logdir: Path, deadline: Deadline) -> HitrateR
             conn.request("GET", "/metrics")
             text = conn.getresponse().read().decode()
             conn.close()
-            values = {name: next((float(line.split()[-1]) for line in text.splitlines()
-                                  if line.startswith(name + " ")), None)
-                      for name in ("feed_cache_hits_total", "feed_cache_misses_total")}
+            values = {
+                name: next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")), None)
+                for name in ("feed_cache_hits_total", "feed_cache_misses_total")
+            }
             scrapes.append(values)
         say(f"  /metrics scraped 4 times (all gunicorn workers' counters added up): {scrapes}")
         out["metrics"] = scrapes
@@ -1208,23 +1384,29 @@ def phase_freshness(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Freshn
     pairs: list[tuple[int, int]] = []
     with connection.cursor() as cursor:
         for follower in followers:
-            cursor.execute("SELECT followee_id FROM follows WHERE follower_id = %s AND followee_id NOT IN "
-                           "(SELECT muted_id FROM mutes WHERE user_id = %s) ORDER BY followee_id", [follower, follower])
+            cursor.execute(
+                "SELECT followee_id FROM follows WHERE follower_id = %s AND followee_id NOT IN "
+                "(SELECT muted_id FROM mutes WHERE user_id = %s) ORDER BY followee_id",
+                [follower, follower],
+            )
             followees = [row[0] for row in cursor.fetchall() if row[0] not in inactive]
             if followees:
                 pairs.append((follower, rng.choice(followees)))
             if len(pairs) == ARGS.fresh_pairs:
                 break
-        cursor.execute("SELECT followee_id, count(*) FROM follows WHERE followee_id = ANY(%s) GROUP BY 1",
-                       [[a for _, a in pairs]])
+        cursor.execute(
+            "SELECT followee_id, count(*) FROM follows WHERE followee_id = ANY(%s) GROUP BY 1", [[a for _, a in pairs]]
+        )
         audience = dict(cursor.fetchall())
     tokens = tokens_of([u for pair in pairs for u in pair])
     server = Server(logdir, ARGS.query_timeout, logdir / "tokens.json")
     rows: list[FreshRow] = []
     try:
         cold, _ = warm_users([f for f, _ in pairs], min_ttl=120)
-        say(f"pairs (follower, author, author's followers): "
-            f"{[(f, a, audience.get(a, 0)) for f, a in pairs]}; followers without a snapshot: {cold or 'none'}")
+        say(
+            f"pairs (follower, author, author's followers): "
+            f"{[(f, a, audience.get(a, 0)) for f, a in pairs]}; followers without a snapshot: {cold or 'none'}"
+        )
         writer, reader = Http(server.port), Http(server.port)
         load_before = load_avg()
         for i in range(ARGS.fresh_posts):
@@ -1248,8 +1430,15 @@ def phase_freshness(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Freshn
                     seen_after = time.perf_counter() - started
                     break
                 time.sleep(0.01)
-            rows.append({"ok": seen_after is not None, "seconds": seen_after, "post": posted, "polls": polls,
-                         "sources": dict(polled)})
+            rows.append(
+                {
+                    "ok": seen_after is not None,
+                    "seconds": seen_after,
+                    "post": posted,
+                    "polls": polls,
+                    "sources": dict(polled),
+                }
+            )
             time.sleep(0.1)
     finally:
         server.stop()
@@ -1257,11 +1446,13 @@ def phase_freshness(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Freshn
     sources: Counter[str | None] = Counter()
     for r in rows:
         sources.update(r.get("sources", {}))
-    say(f"{len(rows)} posts ({load_before} -> {load_avg()}): on the follower's first page for {len(seen)}; "
-        f"post -> on the page P50 {ms(percentile(seen, .5))} P95 {ms(percentile(seen, .95))} max "
+    say(
+        f"{len(rows)} posts ({load_before} -> {load_avg()}): on the follower's first page for {len(seen)}; "
+        f"post -> on the page P50 {ms(percentile(seen, 0.5))} P95 {ms(percentile(seen, 0.95))} max "
         f"{ms(max(seen) if seen else float('nan'))}; POST alone P50 "
-        f"{ms(percentile([r['post'] for r in rows if r['ok']], .5))}; polls per post max "
-        f"{max((r['polls'] for r in rows if r['ok']), default=0)}; sources of the polls {dict(sources)}")
+        f"{ms(percentile([r['post'] for r in rows if r['ok']], 0.5))}; polls per post max "
+        f"{max((r['polls'] for r in rows if r['ok']), default=0)}; sources of the polls {dict(sources)}"
+    )
     failed = [r for r in rows if not r["ok"]]
     if failed:
         say(f"  not seen / failed: {failed[:3]}")
@@ -1271,26 +1462,41 @@ def phase_freshness(meta: WorldMeta, logdir: Path, deadline: Deadline) -> Freshn
 # ------------------------------------------------------------------ report
 def report(throughput: ThroughputResult | None, meta: WorldMeta, started_at: datetime) -> None:
     say("\n## summary")
-    say(f"commit {commit()}; {machine()}; ClickHouse {CH_VERSION}; run {started_at:%Y-%m-%d %H:%M} UTC; "
-        f"world of {meta['now']} (seed {ARGS.seed}); load average now {load_avg()}")
+    say(
+        f"commit {commit()}; {machine()}; ClickHouse {CH_VERSION}; run {started_at:%Y-%m-%d %H:%M} UTC; "
+        f"world of {meta['now']} (seed {ARGS.seed}); load average now {load_avg()}"
+    )
     if throughput is not None:
         runs = throughput["runs"]
-        say("| run | connections | round | req/s | P50 | P95 | P99 | max | errors | gunicorn CPU | wrk CPU "
-            "| machine busy | other CPU | CPU index | connections per worker | load |")
+        say(
+            "| run | connections | round | req/s | P50 | P95 | P99 | max | errors | gunicorn CPU | wrk CPU "
+            "| machine busy | other CPU | CPU index | connections per worker | load |"
+        )
         say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
         for run in runs:
-            errors = run["status_errors"] + run["connect_errors"] + run["read_errors"] + run["write_errors"] \
+            errors = (
+                run["status_errors"]
+                + run["connect_errors"]
+                + run["read_errors"]
+                + run["write_errors"]
                 + run["timeouts"]
-            say(f"| {run['name']} `{run['path']}` | {run['connections']} | {run['round']} | {run['rps']:,.0f} "
+            )
+            say(
+                f"| {run['name']} `{run['path']}` | {run['connections']} | {run['round']} | {run['rps']:,.0f} "
                 f"| {run['p50_us'] / 1000:.1f} ms | {run['p95_us'] / 1000:.1f} ms | {run['p99_us'] / 1000:.1f} ms "
                 f"| {run['max_us'] / 1000:.1f} ms | {errors} | {run['cpu']['gunicorn']:.2f} | {run['cpu']['wrk']:.2f} "
                 f"| {run['cpu']['machine busy']:.2f} | {run['cpu']['other']:.2f} | {run['cpu_index']:.0f} "
-                f"| {'/'.join(map(str, run['spread']))} | {run['load_before']} |")
+                f"| {'/'.join(map(str, run['spread']))} | {run['load_before']} |"
+            )
         for connections, round_ in itertools.product(ARGS.connections, range(1, ARGS.rounds + 1)):
             rps = {r["name"]: r["rps"] for r in runs if r["connections"] == connections and r["round"] == round_}
             if "feed" in rps and len(rps) > 1:
-                say(f"c={connections} round {round_} (adjacent runs): " + ", ".join(
-                    f"feed / {name} {rps['feed'] / value:.2f}" for name, value in rps.items() if name != "feed"))
+                say(
+                    f"c={connections} round {round_} (adjacent runs): "
+                    + ", ".join(
+                        f"feed / {name} {rps['feed'] / value:.2f}" for name, value in rps.items() if name != "feed"
+                    )
+                )
     say(f"done in {(datetime.now(UTC) - started_at).total_seconds():.0f} s")
 
 
@@ -1316,16 +1522,20 @@ def main() -> None:
     started_at = datetime.now(UTC)
     deadline = Deadline(ARGS.max_minutes)
     CH_VERSION = make_client(settings.CLICKHOUSE, database="default").execute("SELECT version()")[0][0]
-    say(f"machine: {machine()}; ClickHouse {CH_VERSION}; commit {commit()}; {started_at:%Y-%m-%d %H:%M} UTC; "
-        f"load average {load_avg()}; Redis prefix {PREFIX}; databases {ARGS.database}")
+    say(
+        f"machine: {machine()}; ClickHouse {CH_VERSION}; commit {commit()}; {started_at:%Y-%m-%d %H:%M} UTC; "
+        f"load average {load_avg()}; Redis prefix {PREFIX}; databases {ARGS.database}"
+    )
     logdir = Path(tempfile.mkdtemp(prefix="feed_api_bench_"))
     throughput: ThroughputResult | None = None  # the summary's table; the other phases report as they go
     try:
         meta = prepare_world(deadline)
         probes = {int(k): v for k, v in meta["probes"].items()}
         counts = followee_counts(list(probes.values()))
-        say(f"probe users (followees: user id, followees in Postgres): "
-            f"{ {f: (u, counts.get(u)) for f, u in sorted(probes.items())} }")
+        say(
+            f"probe users (followees: user id, followees in Postgres): "
+            f"{ {f: (u, counts.get(u)) for f, u in sorted(probes.items())} }"
+        )
         phases = {"miss": phase_miss, "hitrate": phase_hitrate, "freshness": phase_freshness}
         for name in ARGS.phases:
             if deadline.passed():

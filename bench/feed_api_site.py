@@ -58,8 +58,11 @@ def _cached_page(user_id: int) -> HttpResponse:
     if raw is None:
         return JsonResponse({"detail": "no snapshot cached"}, status=409)
     entries = json.loads(raw)["entries"][:PAGE]
-    posts = [post for post in client.mget([nova_redis.key("feed", "post", row[0]) for row in entries])
-             if isinstance(post, bytes)]
+    posts = [
+        post
+        for post in client.mget([nova_redis.key("feed", "post", row[0]) for row in entries])
+        if isinstance(post, bytes)
+    ]
     if len(posts) < len(entries):  # a post key is missing
         return JsonResponse({"detail": "post cache cold"}, status=409)
     return HttpResponse(b'{"source":"cache","items":[' + b",".join(posts) + b"]}", content_type="application/json")

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 EVENT_TYPES = ("impression", "view", "click", "like", "comment", "share", "dwell")
@@ -71,8 +71,15 @@ class Request:
 class Workload:
     """The same --seed gives the same sequence of requests (event ids included)."""
 
-    def __init__(self, users: int, post_ids: list[int], seed: int, zipf: float = 1.1, next_share: float = 0.25,
-                 batch: tuple[int, int] = (1, 20)) -> None:
+    def __init__(
+        self,
+        users: int,
+        post_ids: list[int],
+        seed: int,
+        zipf: float = 1.1,
+        next_share: float = 0.25,
+        batch: tuple[int, int] = (1, 20),
+    ) -> None:
         self.rng = random.Random(seed)
         self.users, self.post_ids, self.next_share, self.batch = users, post_ids, next_share, batch
         self.zipf = Zipf(users, zipf)
@@ -102,16 +109,21 @@ class Workload:
                 return Request("feed_next", user, "GET", f"/api/v1/feed/?limit=20&cursor={cursor}")
             return Request("feed", user, "GET", "/api/v1/feed/?limit=20")
         if kind == "events":
-            now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             events = []
             for _ in range(rng.randint(*self.batch)):
-                event = {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                         "post_id": rng.choice(self.post_ids), "event_type": rng.choice(EVENT_TYPES), "ts": now}
+                event = {
+                    "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "post_id": rng.choice(self.post_ids),
+                    "event_type": rng.choice(EVENT_TYPES),
+                    "ts": now,
+                }
                 if event["event_type"] == "dwell":
                     event["dwell_ms"] = rng.randint(200, 30_000)
                 events.append(event)
-            return Request("events", user, "POST", "/api/v1/events/", {"events": events},
-                           [e["event_id"] for e in events])
+            return Request(
+                "events", user, "POST", "/api/v1/events/", {"events": events}, [e["event_id"] for e in events]
+            )
         write = rng.choice(WRITES)
         if write == "post":
             return Request("post", user, "POST", "/api/v1/posts/", {"body": f"load test post {rng.getrandbits(32)}"})
@@ -157,8 +169,9 @@ def send(base: str, token: str, request: Request, user_ids: list[int], timeout: 
         conn.close()
 
 
-def run(args: argparse.Namespace, users: list[tuple[int, str]], post_ids: list[int],
-        probe: VisibilityProbe | None) -> Results:
+def run(
+    args: argparse.Namespace, users: list[tuple[int, str]], post_ids: list[int], probe: VisibilityProbe | None
+) -> Results:
     workload = Workload(len(users), post_ids, args.seed, args.zipf)
     results = Results()
     due: queue.Queue[Request | None] = queue.Queue(maxsize=args.inflight)
@@ -216,8 +229,11 @@ def progress(results: Results, now: float) -> None:
         errors = sum(n for (_, status), n in results.status.items() if status >= 400)
         p95 = percentile([s for _, _, s in results.timeline], 0.95)
         done = len(results.timeline)
-    print(f"\r{now:5.0f} s  {len(recent):5d} req/s  {done:7d} done  {errors:5d} errors  P95 {p95 * 1000:7.1f} ms",
-          end="", flush=True)
+    print(
+        f"\r{now:5.0f} s  {len(recent):5d} req/s  {done:7d} done  {errors:5d} errors  P95 {p95 * 1000:7.1f} ms",
+        end="",
+        flush=True,
+    )
 
 
 class VisibilityProbe(threading.Thread):
@@ -244,8 +260,9 @@ class VisibilityProbe(threading.Thread):
             with self.lock:
                 waiting = dict(self.pending)
             if waiting:
-                rows = self.client.execute("SELECT toString(event_id) FROM events WHERE toString(event_id) IN %(ids)s",
-                                           {"ids": tuple(waiting)})
+                rows = self.client.execute(
+                    "SELECT toString(event_id) FROM events WHERE toString(event_id) IN %(ids)s", {"ids": tuple(waiting)}
+                )
                 now = time.time()
                 with self.lock:
                     for (event_id,) in rows:
@@ -268,23 +285,32 @@ def event_check(args: argparse.Namespace, results: Results, probe: VisibilityPro
     counts: Counter[str] = Counter()
     ids = sorted(results.accepted)
     for i in range(0, len(ids), 5_000):
-        counts.update(dict(probe.client.execute(
-            "SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s GROUP BY event_id",
-            {"ids": tuple(ids[i:i + 5_000])})))
+        counts.update(
+            dict(
+                probe.client.execute(
+                    "SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s GROUP BY event_id",
+                    {"ids": tuple(ids[i : i + 5_000])},
+                )
+            )
+        )
     lost = len(ids) - len(counts)
     duplicated = sum(1 for n in counts.values() if n > 1)
     delays = probe.delays
-    return [f"| event-to-visible P50 / P95 ({len(delays)} probed events, polled every 0.1 s; {unseen} never seen) "
-            f"| {percentile(delays, 0.5) * 1000:,.0f} / {percentile(delays, 0.95) * 1000:,.0f} ms |",
-            f"| accepted events: lost / duplicated in ClickHouse | {lost:,} / {duplicated:,} of {len(ids):,} |"]
+    return [
+        f"| event-to-visible P50 / P95 ({len(delays)} probed events, polled every 0.1 s; {unseen} never seen) "
+        f"| {percentile(delays, 0.5) * 1000:,.0f} / {percentile(delays, 0.95) * 1000:,.0f} ms |",
+        f"| accepted events: lost / duplicated in ClickHouse | {lost:,} / {duplicated:,} of {len(ids):,} |",
+    ]
 
 
 def report(args: argparse.Namespace, results: Results, extra: list[str]) -> None:
     done = len(results.timeline)
     print("\n\n| endpoint | requests | P50 ms | P95 ms | P99 ms |\n|---|---:|---:|---:|---:|")
     for kind, values in sorted(results.latency.items()):
-        print(f"| {kind} | {len(values):,} | {percentile(values, 0.5) * 1000:,.1f} "
-              f"| {percentile(values, 0.95) * 1000:,.1f} | {percentile(values, 0.99) * 1000:,.1f} |")
+        print(
+            f"| {kind} | {len(values):,} | {percentile(values, 0.5) * 1000:,.1f} "
+            f"| {percentile(values, 0.95) * 1000:,.1f} | {percentile(values, 0.99) * 1000:,.1f} |"
+        )
     feed_answers = sum(results.sources.values())
     errors = Counter()
     for (kind, status), n in results.status.items():
@@ -293,8 +319,10 @@ def report(args: argparse.Namespace, results: Results, extra: list[str]) -> None
     print("\n| figure | value |\n|---|---|")
     print(f"| throughput | {done / args.seconds:,.1f} req/s ({done:,} in {args.seconds} s, target rate {args.rate}) |")
     print(f"| not sent (all {args.inflight} in flight) | {results.dropped:,} |")
-    print(f"| cache hit rate (feed answers with source=cache) | "
-          f"{results.sources['cache'] / feed_answers if feed_answers else float('nan'):.1%} of {feed_answers:,} |")
+    print(
+        f"| cache hit rate (feed answers with source=cache) | "
+        f"{results.sources['cache'] / feed_answers if feed_answers else float('nan'):.1%} of {feed_answers:,} |"
+    )
     print(f"| feed sources | {dict(results.sources)} |")
     print(f"| errors by status | {dict(errors) or 'none'} |")
     for line in extra:
@@ -302,8 +330,9 @@ def report(args: argparse.Namespace, results: Results, extra: list[str]) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--tokens-file", required=True)
     parser.add_argument("--post-ids", required=True)

@@ -32,11 +32,19 @@ sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:6]
 DATABASE = "nova_bench_load"
 PREFIX = f"novabenchload{RUN}"
-ENV = bench_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{os.environ.get('NOVA_PG_PORT', '55432')}/{DATABASE}",
-                CLICKHOUSE_DATABASE=DATABASE, REDIS_KEY_PREFIX=PREFIX, KAFKA_TOPIC_PREFIX=PREFIX,
-                EVENTS_CONSUMER_GROUP=f"{PREFIX}-events", CELERY_TASK_DEFAULT_QUEUE=PREFIX, DJANGO_DEBUG="false",
-                CDC_SLOT_NAME=PREFIX, CDC_PUBLICATION_NAME=PREFIX,
-                LOG_LEVEL="WARNING", PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+ENV = bench_env(
+    DATABASE_URL=f"postgres://postgres@127.0.0.1:{os.environ.get('NOVA_PG_PORT', '55432')}/{DATABASE}",
+    CLICKHOUSE_DATABASE=DATABASE,
+    REDIS_KEY_PREFIX=PREFIX,
+    KAFKA_TOPIC_PREFIX=PREFIX,
+    EVENTS_CONSUMER_GROUP=f"{PREFIX}-events",
+    CELERY_TASK_DEFAULT_QUEUE=PREFIX,
+    DJANGO_DEBUG="false",
+    CDC_SLOT_NAME=PREFIX,
+    CDC_PUBLICATION_NAME=PREFIX,
+    LOG_LEVEL="WARNING",
+    PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+)
 os.environ.update(ENV)
 
 import django  # noqa: E402
@@ -58,8 +66,14 @@ def pg_admin():
     import psycopg
 
     db = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], password=db.get("PASSWORD") or None,
-                           dbname="postgres", autocommit=True)
+    return psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"],
+        user=db["USER"],
+        password=db.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    )
 
 
 def build(users: int, posts: int, follows: int, seed: int, workdir: Path) -> tuple[Path, Path]:
@@ -84,12 +98,14 @@ def build(users: int, posts: int, follows: int, seed: int, workdir: Path) -> tup
     ensure_topics(admin_client(settings.KAFKA), all_topics(settings.KAFKA), partitions=2, replication_factor=1)
     rng = random.Random(seed)
     unusable = make_password(None)
-    made = User.objects.bulk_create(User(username=f"load{i}", password=unusable, display_name=f"Load {i}")
-                                    for i in range(users))
+    made = User.objects.bulk_create(
+        User(username=f"load{i}", password=unusable, display_name=f"Load {i}") for i in range(users)
+    )
     tokens = Token.objects.bulk_create(Token(key=uuid.uuid4().hex + uuid.uuid4().hex[:8], user=u) for u in made)
     Follow.objects.bulk_create(
-        (Follow(follower=u, followee=v) for u in made for v in rng.sample(made, min(follows, users))
-         if v.pk != u.pk), ignore_conflicts=True)
+        (Follow(follower=u, followee=v) for u in made for v in rng.sample(made, min(follows, users)) if v.pk != u.pk),
+        ignore_conflicts=True,
+    )
     post_rows = Post.objects.bulk_create(Post(author=rng.choice(made), body=f"seed post {i}") for i in range(posts))
     tokens_file, posts_file = workdir / "tokens.txt", workdir / "posts.txt"
     tokens_file.write_text("".join(f"{t.user_id} {t.key}\n" for t in tokens))
@@ -101,8 +117,14 @@ def build(users: int, posts: int, follows: int, seed: int, workdir: Path) -> tup
 def start(name: str, workdir: Path, extra: dict[str, str], suffix: str = "") -> subprocess.Popen[bytes]:
     line = procfile_line(name) + suffix
     with open(workdir / f"{name}.log", "wb") as log:
-        process = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=ROOT, env={**ENV, **extra}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {line}"],
+            cwd=ROOT,
+            env={**ENV, **extra},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     print(f"{name} (pid {process.pid}): {line}", flush=True)
     return process
 
@@ -125,8 +147,9 @@ def drop() -> None:
 
     connection.close()
     with pg_admin() as conn:
-        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
-                     [PREFIX])
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", [PREFIX]
+        )
         conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     make_client(settings.CLICKHOUSE, database="default").execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
     client = nova_redis.client()
@@ -157,15 +180,33 @@ def main() -> None:
             processes.append(start("beat", workdir, {"CELERY_BEAT_SCHEDULE_FILE": str(workdir / "beat-schedule")}))
             time.sleep(5)
             load = [a for a in args.load if a != "--"]
-            subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--url", f"http://127.0.0.1:{port}",
-                            "--tokens-file", str(tokens), "--post-ids", str(posts), "--clickhouse-database", DATABASE,
-                            *load], cwd=ROOT, env=ENV, check=False)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "load.py"),
+                    "--url",
+                    f"http://127.0.0.1:{port}",
+                    "--tokens-file",
+                    str(tokens),
+                    "--post-ids",
+                    str(posts),
+                    "--clickhouse-database",
+                    DATABASE,
+                    *load,
+                ],
+                cwd=ROOT,
+                env=ENV,
+                check=False,
+            )
         finally:
             for process in processes:
                 stop(process)
             for log in sorted(workdir.glob("*.log")):
-                errors = [line for line in log.read_text(errors="replace").splitlines()
-                          if "Error" in line or "Traceback" in line]
+                errors = [
+                    line
+                    for line in log.read_text(errors="replace").splitlines()
+                    if "Error" in line or "Traceback" in line
+                ]
                 print(f"{log.name}: {len(errors)} error lines" + (f", last: {errors[-1][:200]}" if errors else ""))
             drop()
 

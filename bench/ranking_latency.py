@@ -77,11 +77,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--comments", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=30, help="timed rank_feed calls per probe user")
-    parser.add_argument("--keep", action="store_true",
-                        help="reuse --database if it holds a world built with the same arguments")
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse --database if it holds a world built with the same arguments"
+    )
     parser.add_argument("--database", default="nova_bench_ranking")
-    parser.add_argument("--max-minutes", type=float, default=15.0,
-                        help="stop timing (and report what was measured) after this long")
+    parser.add_argument(
+        "--max-minutes", type=float, default=15.0, help="stop timing (and report what was measured) after this long"
+    )
     args = parser.parse_args()
     if not 2 * max(PROBE_FOLLOWEES) < args.users <= 200_000:
         parser.error(f"--users must be in ({2 * max(PROBE_FOLLOWEES)}, 200,000]")
@@ -155,13 +157,22 @@ class QueryTiming:
 
 
 def world_config(args: argparse.Namespace) -> dict[str, object]:
-    return {"users": args.users, "posts": args.posts, "events": args.events, "likes": args.likes,
-            "comments": args.comments, "seed": args.seed, "now": NOW.isoformat(), "generator": 1}
+    return {
+        "users": args.users,
+        "posts": args.posts,
+        "events": args.events,
+        "likes": args.likes,
+        "comments": args.comments,
+        "seed": args.seed,
+        "now": NOW.isoformat(),
+        "generator": 1,
+    }
 
 
 def load_meta(admin, database: str) -> WorldMeta | None:
-    exists = admin.execute("SELECT count() FROM system.tables WHERE database = %(d)s AND name = 'bench_meta'",
-                           {"d": database})[0][0]
+    exists = admin.execute(
+        "SELECT count() FROM system.tables WHERE database = %(d)s AND name = 'bench_meta'", {"d": database}
+    )[0][0]
     if not exists:
         return None
     rows = admin.execute(f"SELECT value FROM `{database}`.bench_meta WHERE key = 'world'")
@@ -170,8 +181,9 @@ def load_meta(admin, database: str) -> WorldMeta | None:
 
 def migrate(admin, database: str) -> None:
     admin.execute(f"DROP DATABASE IF EXISTS `{database}`")
-    MigrationRunner(make_client(settings.CLICKHOUSE, database=database), admin, database,
-                    settings.CLICKHOUSE_SQL_DIR).apply()
+    MigrationRunner(
+        make_client(settings.CLICKHOUSE, database=database), admin, database, settings.CLICKHOUSE_SQL_DIR
+    ).apply()
 
 
 def prepare_world(args: argparse.Namespace, deadline: float) -> dict[int, int]:
@@ -188,9 +200,11 @@ def prepare_world(args: argparse.Namespace, deadline: float) -> dict[int, int]:
     client = make_client(settings.CLICKHOUSE, settings=QUERY_SETTINGS)
     started = time.perf_counter()
     world, probes, source = build_world(args, NOW)
-    say(f"world: {len(world.users):,} users, {len(world.posts):,} posts, {len(world.follows):,} follows, "
+    say(
+        f"world: {len(world.users):,} users, {len(world.posts):,} posts, {len(world.follows):,} follows, "
         f"{len(world.likes):,} likes, {len(world.comments):,} comments, {len(world.mutes):,} mutes "
-        f"generated in {time.perf_counter() - started:.1f} s")
+        f"generated in {time.perf_counter() - started:.1f} s"
+    )
     started = time.perf_counter()
     write_world(client, world)
     del world
@@ -203,8 +217,11 @@ def prepare_world(args: argparse.Namespace, deadline: float) -> dict[int, int]:
     say(f"written (with {args.events:,} events) in {time.perf_counter() - started:.1f} s")
     wait_for_merges(client, args.database)
     client.execute("CREATE TABLE bench_meta (key String, value String) ENGINE = TinyLog")
-    meta = {"config": config, "probes": {str(k): v for k, v in probes.items()},
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    meta = {
+        "config": config,
+        "probes": {str(k): v for k, v in probes.items()},
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     client.execute("INSERT INTO bench_meta (key, value) VALUES", [("world", json.dumps(meta))])
     return probes
 
@@ -223,7 +240,9 @@ def wait_for_merges(client, database: str, timeout: float = 180) -> None:
 def describe_world(client, database: str) -> None:
     rows = client.execute(
         "SELECT table, sum(rows), count() FROM system.parts WHERE database = %(d)s AND active "
-        "GROUP BY table ORDER BY table", {"d": database})
+        "GROUP BY table ORDER BY table",
+        {"d": database},
+    )
     say("tables (rows, active parts): " + ", ".join(f"{t} {r:,} ({p})" for t, r, p in rows))
 
 
@@ -263,10 +282,14 @@ def server_seconds(client, query_ids: list[str]) -> dict[str, float]:
     client.execute("SYSTEM FLUSH LOGS")
     found: dict[str, float] = {}
     for i in range(0, len(query_ids), 500):
-        found.update((query_id, ms_ / 1000) for query_id, ms_ in client.execute(
-            "SELECT query_id, query_duration_ms FROM system.query_log "
-            "WHERE type = 2 AND event_date >= yesterday() AND query_id IN %(ids)s",
-            {"ids": tuple(query_ids[i:i + 500])}))
+        found.update(
+            (query_id, ms_ / 1000)
+            for query_id, ms_ in client.execute(
+                "SELECT query_id, query_duration_ms FROM system.query_log "
+                "WHERE type = 2 AND event_date >= yesterday() AND query_id IN %(ids)s",
+                {"ids": tuple(query_ids[i : i + 500])},
+            )
+        )
     return found
 
 
@@ -295,21 +318,31 @@ def time_probe(client, user_id: int, repeats: int, deadline: float) -> ProbeTimi
     servers = [sum(server.get(query_id, float("nan")) for query_id, _ in call) for call in runner.calls]
     candidates = [*(item.candidate for item in feed.items), *(d.candidate for d in feed.dropped)]
     out_of_network = sum(1 for c in candidates if c.out_of_network)
-    return ProbeTiming(totals=totals, queries=queries, executes=executes, servers=servers,
-                       candidates=len(candidates), in_network=len(candidates) - out_of_network,
-                       out_of_network=out_of_network, feed=len(feed.items), cold_start=feed.cold_start)
+    return ProbeTiming(
+        totals=totals,
+        queries=queries,
+        executes=executes,
+        servers=servers,
+        candidates=len(candidates),
+        in_network=len(candidates) - out_of_network,
+        out_of_network=out_of_network,
+        feed=len(feed.items),
+        cold_start=feed.cold_start,
+    )
 
 
 def query_bindings(client, user_id: int) -> dict[str, dict]:
     params = RankingParams()
     context = fetch_user_context(client, user_id, NOW, params)
     bound = _windows(user_id, NOW, params)
-    return {"user_context": bound, "user_post_flags": bound,
-            "feed_candidates": candidate_params(user_id, NOW, params, context)}
+    return {
+        "user_context": bound,
+        "user_post_flags": bound,
+        "feed_candidates": candidate_params(user_id, NOW, params, context),
+    }
 
 
-def time_queries(client, bindings: dict[str, dict], repeats: int, tag: str,
-                 deadline: float) -> dict[str, QueryTiming]:
+def time_queries(client, bindings: dict[str, dict], repeats: int, tag: str, deadline: float) -> dict[str, QueryTiming]:
     """Each query alone, `repeats` times (after one untimed run): client-side
     seconds, and the server's query_duration_ms and rows read from system.query_log."""
     ids: dict[str, list[str]] = {name: [] for name in QUERIES}
@@ -323,8 +356,9 @@ def time_queries(client, bindings: dict[str, dict], repeats: int, tag: str,
         for name in QUERIES:
             query_id = f"bench-{RUN}-{tag}-{name}-{i}"
             started = time.perf_counter()
-            rows = client.execute(load_query(name), bindings[name], query_id=query_id,
-                                  settings={**QUERY_SETTINGS, "log_queries": 1})
+            rows = client.execute(
+                load_query(name), bindings[name], query_id=query_id, settings={**QUERY_SETTINGS, "log_queries": 1}
+            )
             client_seconds[name].append(time.perf_counter() - started)
             ids[name].append(query_id)
             result_rows[name] = len(rows)
@@ -333,10 +367,16 @@ def time_queries(client, bindings: dict[str, dict], repeats: int, tag: str,
     for name in QUERIES:
         logged = client.execute(
             "SELECT query_duration_ms, read_rows, memory_usage FROM system.query_log "
-            "WHERE type = 2 AND query_id IN %(ids)s AND event_date >= yesterday()", {"ids": tuple(ids[name])})
-        out[name] = QueryTiming(client=client_seconds[name], server_ms=[row[0] for row in logged],
-                                read_rows=max((row[1] for row in logged), default=0),
-                                memory=max((row[2] for row in logged), default=0), rows=result_rows.get(name, 0))
+            "WHERE type = 2 AND query_id IN %(ids)s AND event_date >= yesterday()",
+            {"ids": tuple(ids[name])},
+        )
+        out[name] = QueryTiming(
+            client=client_seconds[name],
+            server_ms=[row[0] for row in logged],
+            read_rows=max((row[1] for row in logged), default=0),
+            memory=max((row[2] for row in logged), default=0),
+            rows=result_rows.get(name, 0),
+        )
     return out
 
 
@@ -345,8 +385,9 @@ def code_version() -> str:
     """The commit, and a digest of the three queries as this process loaded them
     (infra/clickhouse/queries/ changes while other work goes on)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = "?"
     digest = hashlib.sha256("".join(load_query(name) for name in QUERIES).encode()).hexdigest()[:10]
@@ -357,8 +398,10 @@ def machine() -> str:
     with open("/proc/meminfo") as meminfo:
         total_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores, {total_kib / 1024 ** 2:.0f} GiB, {platform.platform()}, "
-            f"Python {platform.python_version()}, load average {load}")
+    return (
+        f"{os.cpu_count()} cores, {total_kib / 1024**2:.0f} GiB, {platform.platform()}, "
+        f"Python {platform.python_version()}, load average {load}"
+    )
 
 
 def probe_table(results: dict[int, ProbeTiming], users: dict[int, int]) -> list[str]:
@@ -366,37 +409,43 @@ def probe_table(results: dict[int, ProbeTiming], users: dict[int, int]) -> list[
     round trips plus building the candidate objects); ClickHouse: the three round trips
     as the client sees them (with the driver's decoding); server: query_log's durations;
     Python: total minus the three round trips. Shares: of the summed totals."""
-    lines = ["| followees | user | candidates (in / out of network) | total P50 | total P95 | total max "
-             "| query_seconds P50 | ClickHouse P50 | ClickHouse P95 | server P50 | Python P50 "
-             "| ClickHouse share | server share | calls |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| followees | user | candidates (in / out of network) | total P50 | total P95 | total max "
+        "| query_seconds P50 | ClickHouse P50 | ClickHouse P95 | server P50 | Python P50 "
+        "| ClickHouse share | server share | calls |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for followees, result in sorted(results.items()):
         totals, executes, servers = result.totals, result.executes, result.servers
         python = [t - e for t, e in zip(totals, executes, strict=True)]
         lines.append(
             f"| {followees:,} | {users[followees]} | {result.candidates:,} ({result.in_network:,} / "
-            f"{result.out_of_network:,}) | {ms(percentile(totals, .5))} ms | **{ms(percentile(totals, .95))} ms** "
-            f"| {ms(max(totals))} ms | {ms(percentile(result.queries, .5))} ms "
-            f"| {ms(percentile(executes, .5))} ms | {ms(percentile(executes, .95))} ms "
-            f"| {ms(percentile(servers, .5))} ms | {ms(percentile(python, .5))} ms "
-            f"| {sum(executes) / sum(totals):.0%} | {sum(servers) / sum(totals):.0%} | {len(totals)} |")
+            f"{result.out_of_network:,}) | {ms(percentile(totals, 0.5))} ms | **{ms(percentile(totals, 0.95))} ms** "
+            f"| {ms(max(totals))} ms | {ms(percentile(result.queries, 0.5))} ms "
+            f"| {ms(percentile(executes, 0.5))} ms | {ms(percentile(executes, 0.95))} ms "
+            f"| {ms(percentile(servers, 0.5))} ms | {ms(percentile(python, 0.5))} ms "
+            f"| {sum(executes) / sum(totals):.0%} | {sum(servers) / sum(totals):.0%} | {len(totals)} |"
+        )
     return lines
 
 
 def query_table(loaded: dict[str, QueryTiming], empty: dict[str, QueryTiming] | None) -> list[str]:
-    lines = ["| query | rows out | rows read (server) | client P50 | client P95 | server P50 | server P95 "
-             "| server P50 on empty tables |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| query | rows out | rows read (server) | client P50 | client P95 | server P50 | server P95 "
+        "| server P50 on empty tables |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name in QUERIES:
         result = loaded[name]
         server = result.server_ms or [float("nan")]
-        empty_ms = f"{percentile(empty[name].server_ms, .5):.0f} ms" if empty and empty[name].server_ms else "-"
+        empty_ms = f"{percentile(empty[name].server_ms, 0.5):.0f} ms" if empty and empty[name].server_ms else "-"
         lines.append(
-            f"| {name} | {result.rows:,} | {result.read_rows:,} | {ms(percentile(result.client, .5))} ms "
-            f"| {ms(percentile(result.client, .95))} ms | {percentile(server, .5):.0f} ms "
-            f"| {percentile(server, .95):.0f} ms | {empty_ms} |")
+            f"| {name} | {result.rows:,} | {result.read_rows:,} | {ms(percentile(result.client, 0.5))} ms "
+            f"| {ms(percentile(result.client, 0.95))} ms | {percentile(server, 0.5):.0f} ms "
+            f"| {percentile(server, 0.95):.0f} ms | {empty_ms} |"
+        )
     total = [sum(v) for v in zip(*(loaded[name].client for name in QUERIES), strict=True)]
-    lines.append(f"| all three | | | {ms(percentile(total, .5))} ms | {ms(percentile(total, .95))} ms | | | |")
+    lines.append(f"| all three | | | {ms(percentile(total, 0.5))} ms | {ms(percentile(total, 0.95))} ms | | | |")
     return lines
 
 
@@ -416,9 +465,11 @@ def main() -> None:
             say(f"time limit: {followees} followees and above not measured")
             break
         results[followees] = result = time_probe(client, user_id, ARGS.repeats, deadline)
-        say(f"  {followees:>5} followees (user {user_id}): {result.candidates:,} candidates, "
-            f"total P50 {ms(percentile(result.totals, .5))} ms P95 {ms(percentile(result.totals, .95))} ms, "
-            f"ClickHouse round trips P50 {ms(percentile(result.executes, .5))} ms")
+        say(
+            f"  {followees:>5} followees (user {user_id}): {result.candidates:,} candidates, "
+            f"total P50 {ms(percentile(result.totals, 0.5))} ms P95 {ms(percentile(result.totals, 0.95))} ms, "
+            f"ClickHouse round trips P50 {ms(percentile(result.executes, 0.5))} ms"
+        )
 
     detail = None
     if DETAIL_FOLLOWEES in probes and time.monotonic() < deadline:
@@ -430,21 +481,27 @@ def main() -> None:
         empty = time_queries(empty_client, bindings, ARGS.repeats, "empty", deadline)
 
     say()
-    say(f"## rank_feed, {ARGS.users:,} users / {ARGS.posts:,} posts / {ARGS.events:,} events (seed {ARGS.seed}), "
-        f"{ARGS.repeats} calls per user after {WARMUP} warm-up calls")
+    say(
+        f"## rank_feed, {ARGS.users:,} users / {ARGS.posts:,} posts / {ARGS.events:,} events (seed {ARGS.seed}), "
+        f"{ARGS.repeats} calls per user after {WARMUP} warm-up calls"
+    )
     say()
     for line in probe_table(results, probes):
         say(line)
     if detail:
         say()
-        say(f"## the three queries alone, {DETAIL_FOLLOWEES}-followee user {probes[DETAIL_FOLLOWEES]} "
-            f"(server: system.query_log query_duration_ms; empty tables: same queries on {ARGS.database}_empty)")
+        say(
+            f"## the three queries alone, {DETAIL_FOLLOWEES}-followee user {probes[DETAIL_FOLLOWEES]} "
+            f"(server: system.query_log query_duration_ms; empty tables: same queries on {ARGS.database}_empty)"
+        )
         say()
         for line in query_table(detail, empty):
             say(line)
     say()
-    say(f"done in {(datetime.now(UTC) - started_at).total_seconds():.0f} s; "
-        f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    say(
+        f"done in {(datetime.now(UTC) - started_at).total_seconds():.0f} s; "
+        f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
 
 if __name__ == "__main__":

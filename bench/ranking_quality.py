@@ -46,8 +46,10 @@ def parse_args() -> argparse.Namespace:
 
 def machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, " \
-           f"load average {load}"
+    return (
+        f"{os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"load average {load}"
+    )
 
 
 def progress(done: int, total: int) -> None:
@@ -79,8 +81,10 @@ def main() -> None:
     print()
     for line in runner.format_parameters(report):
         print(f"- {line}")
-    print(f"- wall time: {time.monotonic() - clock:.0f} s in all; "
-          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.seconds.items()))
+    print(
+        f"- wall time: {time.monotonic() - clock:.0f} s in all; "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.seconds.items())
+    )
     print(f"- load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for result in report.results:
         print(f"\n### labels '{result.labels}': {runner.LABEL_SETS[result.labels]}")

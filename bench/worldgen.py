@@ -20,10 +20,19 @@ from datetime import datetime, timedelta
 from ranking.world import WEvent, World, WPost, WRelation, WUser
 
 PROBE_FOLLOWEES = (100, 250, 500, 1000, 2000)
-EVENT_MIX = (("impression", 0.80), ("view", 0.04), ("click", 0.08), ("like", 0.035), ("comment", 0.01),
-             ("share", 0.015), ("hide", 0.005), ("dwell", 0.015))
+EVENT_MIX = (
+    ("impression", 0.80),
+    ("view", 0.04),
+    ("click", 0.08),
+    ("like", 0.035),
+    ("comment", 0.01),
+    ("share", 0.015),
+    ("hide", 0.005),
+    ("dwell", 0.015),
+)
 EVENTS_PER_PROBE_USER = 1_000
 EVENT_CHUNK = 100_000
+
 
 class Picker:
     """Weighted picks by cumulative weights (rng.choices without its per-call set-up)."""
@@ -59,7 +68,7 @@ def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[in
     readers = Picker(by_reading, zipf_weights(args.users, 0.7))
 
     # probe users: ordinary authors (not the busiest 5 %), all active
-    candidates = by_activity[args.users // 20:]
+    candidates = by_activity[args.users // 20 :]
     probes = dict(zip(PROBE_FOLLOWEES, rng.sample(candidates, len(PROBE_FOLLOWEES)), strict=True))
     probe_ids = set(probes.values())
     inactive = set(rng.sample([u for u in user_ids if u not in probe_ids], args.users // 100))
@@ -90,8 +99,9 @@ def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[in
                 chosen.add(other)
         followees[user] = sorted(chosen)
         for other in followees[user]:
-            follows.append(WRelation(len(follows) + 1, user, other,
-                                     now - timedelta(seconds=rng.randint(86_400, 365 * 86_400))))
+            follows.append(
+                WRelation(len(follows) + 1, user, other, now - timedelta(seconds=rng.randint(86_400, 365 * 86_400)))
+            )
 
     source = EventSource(rng, posts, posts_by_author, followees, readers, popular, probes, now)
 
@@ -128,9 +138,17 @@ class EventSource:
     """Events in the world's own rng order: each probe user's EVENTS_PER_PROBE_USER
     first, then readers by Zipf-ish activity; 70 % on a followee's post."""
 
-    def __init__(self, rng: random.Random, posts: list[WPost], posts_by_author: dict[int, list[int]],
-                 followees: dict[int, list[int]], readers: Picker, popular: Picker, probes: dict[int, int],
-                 now: datetime) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        posts: list[WPost],
+        posts_by_author: dict[int, list[int]],
+        followees: dict[int, list[int]],
+        readers: Picker,
+        popular: Picker,
+        probes: dict[int, int],
+        now: datetime,
+    ) -> None:
         self.rng, self.posts, self.posts_by_author, self.now = rng, posts, posts_by_author, now
         self.followees, self.readers, self.popular, self.probes = followees, readers, popular, probes
         self.types = Picker(list(range(len(EVENT_MIX))), [share for _, share in EVENT_MIX])
@@ -159,11 +177,22 @@ class EventSource:
             chunk: list[WEvent] = []
             for _ in range(min(EVENT_CHUNK, total - produced)):
                 index = produced + len(chunk)
-                user = probe_users[index // EVENTS_PER_PROBE_USER] \
-                    if index < EVENTS_PER_PROBE_USER * len(probe_users) else self.readers.pick(rng)
+                user = (
+                    probe_users[index // EVENTS_PER_PROBE_USER]
+                    if index < EVENTS_PER_PROBE_USER * len(probe_users)
+                    else self.readers.pick(rng)
+                )
                 post = self.pick_post(user)
                 kind = EVENT_MIX[self.types.pick(rng)][0]
-                chunk.append(WEvent(user, post.id, post.author_id, kind, self.moment_after(post.created_at),
-                                    dwell_ms=rng.randint(500, 60_000) if kind == "dwell" else 0))
+                chunk.append(
+                    WEvent(
+                        user,
+                        post.id,
+                        post.author_id,
+                        kind,
+                        self.moment_after(post.created_at),
+                        dwell_ms=rng.randint(500, 60_000) if kind == "dwell" else 0,
+                    )
+                )
             produced += len(chunk)
             yield chunk

@@ -38,8 +38,9 @@ class UserAdmin(DjangoUserAdmin):
     # (templates admin/feed/user/change_list.html, change_form.html)
     def get_urls(self) -> list[URLPattern]:
         # before the default routes: "<path:object_id>/" would take "inspect-feed/"
-        inspector = path("inspect-feed/", self.admin_site.admin_view(self.inspect_feed_view),
-                         name="feed_user_inspect_feed")
+        inspector = path(
+            "inspect-feed/", self.admin_site.admin_view(self.inspect_feed_view), name="feed_user_inspect_feed"
+        )
         return [inspector, *super().get_urls()]
 
     def inspect_feed_view(self, request: HttpRequest) -> TemplateResponse:
@@ -51,10 +52,14 @@ class UserAdmin(DjangoUserAdmin):
         inspection = inspect_feed(form.cleaned_data["user"], form.cleaned_data["limit"]) if form.is_valid() else None
         context = {
             **self.admin_site.each_context(request),
-            "title": "Feed inspector", "opts": self.opts, "form": form, "inspection": inspection,
+            "title": "Feed inspector",
+            "opts": self.opts,
+            "form": form,
+            "inspection": inspection,
         }
-        return TemplateResponse(request, "admin/feed/user/inspect_feed.html", context,
-                                status=404 if form.unknown_user else 200)
+        return TemplateResponse(
+            request, "admin/feed/user/inspect_feed.html", context, status=404 if form.unknown_user else 200
+        )
 
 
 class InspectFeedForm(forms.Form):
@@ -66,7 +71,7 @@ class InspectFeedForm(forms.Form):
         user = find_user(self.cleaned_data["user"])
         if user is None:
             self.unknown_user = True
-            raise forms.ValidationError(f"No user with id or username \"{self.cleaned_data['user']}\".")
+            raise forms.ValidationError(f'No user with id or username "{self.cleaned_data["user"]}".')
         return user
 
     def clean_limit(self) -> int:

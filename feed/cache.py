@@ -55,13 +55,33 @@ class SnapshotEntry:
     out_of_network: bool
 
     def as_row(self) -> list[Any]:
-        return [self.post_id, self.author_id, self.created_us, self.score, self.freshness, self.engagement,
-                self.affinity, self.fatigue, self.network_factor, int(self.out_of_network)]
+        return [
+            self.post_id,
+            self.author_id,
+            self.created_us,
+            self.score,
+            self.freshness,
+            self.engagement,
+            self.affinity,
+            self.fatigue,
+            self.network_factor,
+            int(self.out_of_network),
+        ]
 
     @classmethod
     def from_row(cls, row: list[Any]) -> SnapshotEntry:
-        return cls(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4]), float(row[5]),
-                   float(row[6]), float(row[7]), float(row[8]), bool(row[9]))
+        return cls(
+            int(row[0]),
+            int(row[1]),
+            int(row[2]),
+            float(row[3]),
+            float(row[4]),
+            float(row[5]),
+            float(row[6]),
+            float(row[7]),
+            float(row[8]),
+            bool(row[9]),
+        )
 
 
 @dataclass(frozen=True)
@@ -76,15 +96,29 @@ class Snapshot:
     entries: tuple[SnapshotEntry, ...]
 
     def to_json(self) -> str:
-        return json.dumps({"id": self.id, "user": self.user_id, "profile": self.profile, "built_at": self.built_at,
-                           "cold_start": self.cold_start, "entries": [e.as_row() for e in self.entries]},
-                          separators=(",", ":"))
+        return json.dumps(
+            {
+                "id": self.id,
+                "user": self.user_id,
+                "profile": self.profile,
+                "built_at": self.built_at,
+                "cold_start": self.cold_start,
+                "entries": [e.as_row() for e in self.entries],
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Snapshot:
         data = json.loads(raw)
-        return cls(id=data["id"], user_id=data["user"], profile=data["profile"], built_at=data["built_at"],
-                   cold_start=data["cold_start"], entries=tuple(SnapshotEntry.from_row(r) for r in data["entries"]))
+        return cls(
+            id=data["id"],
+            user_id=data["user"],
+            profile=data["profile"],
+            built_at=data["built_at"],
+            cold_start=data["cold_start"],
+            entries=tuple(SnapshotEntry.from_row(r) for r in data["entries"]),
+        )
 
 
 def new_snapshot_id() -> str:
@@ -128,6 +162,7 @@ def first_page_state(user_id: int, now_s: float | None = None) -> FirstPageState
     """The current snapshot, fresh posts, hidden posts and muted authors: one
     round trip, which also records the user as active (for warming) when
     `now_s` is given."""
+
     def read(client: Any) -> tuple[Any, ...]:
         pipe = client.pipeline(transaction=False)
         if now_s is not None:
@@ -152,6 +187,7 @@ def first_page_state(user_id: int, now_s: float | None = None) -> FirstPageState
 
 def snapshot_by_id(user_id: int, snapshot_id: str) -> tuple[Snapshot | None, frozenset[int], frozenset[int]]:
     """A snapshot a cursor points at (None once expired), the hidden posts and muted authors."""
+
     def read(client: Any) -> tuple[Any, ...]:
         pipe = client.pipeline(transaction=False)
         pipe.get(_snap_key(user_id, snapshot_id))
@@ -160,8 +196,11 @@ def snapshot_by_id(user_id: int, snapshot_id: str) -> tuple[Snapshot | None, fro
         return tuple(pipe.execute())
 
     (raw, hidden, muted), _ = _redis_call(read, (None, set(), set()))
-    return ((Snapshot.from_json(raw) if raw else None), frozenset(int(post_id) for post_id in hidden),
-            frozenset(int(author_id) for author_id in muted))
+    return (
+        (Snapshot.from_json(raw) if raw else None),
+        frozenset(int(post_id) for post_id in hidden),
+        frozenset(int(author_id) for author_id in muted),
+    )
 
 
 def _active_key() -> str:
@@ -171,6 +210,7 @@ def _active_key() -> str:
 def active_users(since_s: float, forget_before_s: float) -> list[int]:
     """Users whose last first page is at or after `since_s`, most recent first;
     entries older than `forget_before_s` are dropped from the set."""
+
     def read(client: Any) -> list[int]:
         pipe = client.pipeline(transaction=False)
         pipe.zremrangebyscore(_active_key(), "-inf", f"({forget_before_s}")
@@ -182,6 +222,7 @@ def active_users(since_s: float, forget_before_s: float) -> list[int]:
 
 def snapshot_ttls(user_ids: list[int]) -> dict[int, int]:
     """Seconds left on each user's current snapshot (-2: none)."""
+
     def read(client: Any) -> dict[int, int]:
         pipe = client.pipeline(transaction=False)
         for user_id in user_ids:
@@ -222,6 +263,7 @@ def invalidate_feed(user_id: int) -> None:
     """The user's follows or mutes changed: the next first page ranks again, and
     snapshots built during the grace period are short-lived (ClickHouse may not
     have the change yet). Pages of the old snapshot stay readable."""
+
     def write(client: Any) -> None:
         pipe = client.pipeline(transaction=False)
         pipe.delete(_snap_key(user_id))

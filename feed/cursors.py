@@ -54,8 +54,13 @@ class Cursor:
 
 
 def encode(cursor: Cursor, key: bytes, now_s: int) -> str:
-    body: dict[str, object] = {"v": _VERSION, "k": _CODES[cursor.kind], "u": cursor.user_id, "t": now_s,
-                               "n": cursor.next_rank}
+    body: dict[str, object] = {
+        "v": _VERSION,
+        "k": _CODES[cursor.kind],
+        "u": cursor.user_id,
+        "t": now_s,
+        "n": cursor.next_rank,
+    }
     if cursor.kind == RANKED:
         body.update(s=cursor.snapshot_id, o=cursor.offset)
     else:
@@ -98,8 +103,12 @@ def _from_body(body: object) -> Cursor:
     exclude = body.get("x", [])
     if not isinstance(exclude, list):
         raise ValueError("exclude")
-    common = {"kind": kind, "user_id": _int(body["u"]), "next_rank": _int(body["n"]),
-              "exclude": tuple(_int(post_id) for post_id in exclude)}
+    common = {
+        "kind": kind,
+        "user_id": _int(body["u"]),
+        "next_rank": _int(body["n"]),
+        "exclude": tuple(_int(post_id) for post_id in exclude),
+    }
     if kind == RANKED:
         return Cursor(**common, snapshot_id=str(body["s"]), offset=_int(body["o"]))  # type: ignore[arg-type]
     return Cursor(**common, before_us=_int(body["b"]), before_id=_int(body["i"]))  # type: ignore[arg-type]

@@ -123,13 +123,19 @@ def generate(sizes: DemoSizes, seed: int, now: datetime) -> DemoGraph:
     if graph.posts:
         post_cum = list(itertools.accumulate(virality))
         seen: set[tuple[int, int]] = set()
-        for post in rng.choices(range(len(graph.posts)), cum_weights=post_cum, k=int(sizes.posts * sizes.likes_per_post)):
+        for post in rng.choices(
+            range(len(graph.posts)), cum_weights=post_cum, k=int(sizes.posts * sizes.likes_per_post)
+        ):
             user = rng.randrange(n)
             if (user, post) not in seen:
                 seen.add((user, post))
                 graph.likes.append((user, post, _after(rng, graph.posts[post][1], now)))
-        for post in rng.choices(range(len(graph.posts)), cum_weights=post_cum, k=int(sizes.posts * sizes.comments_per_post)):
-            graph.comments.append((rng.randrange(n), post, _after(rng, graph.posts[post][1], now), _sentence(rng, 2, 20)))
+        for post in rng.choices(
+            range(len(graph.posts)), cum_weights=post_cum, k=int(sizes.posts * sizes.comments_per_post)
+        ):
+            graph.comments.append(
+                (rng.randrange(n), post, _after(rng, graph.posts[post][1], now), _sentence(rng, 2, 20))
+            )
 
     pairs: set[tuple[int, int]] = set()
     for _ in range(int(n * sizes.mutes_per_user)):

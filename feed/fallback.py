@@ -19,8 +19,9 @@ from feed.models import Follow, Mute, Post
 from feed.services import visible_posts
 
 
-def chronological_posts(user_id: int, limit: int, before: tuple[int, int] | None = None,
-                        exclude: Collection[int] = ()) -> list[Post]:
+def chronological_posts(
+    user_id: int, limit: int, before: tuple[int, int] | None = None, exclude: Collection[int] = ()
+) -> list[Post]:
     """Up to `limit` posts older than `before` = (created_at µs, id), minus `exclude`."""
     followees = Follow.objects.filter(follower_id=user_id).values("followee_id")
     muted = Mute.objects.filter(user_id=user_id).values("muted_id")

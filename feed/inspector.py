@@ -106,41 +106,75 @@ def inspect_feed(user: User, limit: int) -> FeedInspection:
         else:
             # fresh posts go above the snapshot's entries, the backfill below them (feed.read._ranked_page)
             part = FRESH if item["id"] in fresh and not seen_ranked else BACKFILL
-        items.append(InspectedItem(rank=item["rank"], post_id=item["id"], author_id=item["author"]["id"],
-                                   author_username=item["author"]["username"], part=part, score=item["score"],
-                                   breakdown=entry))
+        items.append(
+            InspectedItem(
+                rank=item["rank"],
+                post_id=item["id"],
+                author_id=item["author"]["id"],
+                author_username=item["author"]["username"],
+                part=part,
+                score=item["score"],
+                breakdown=entry,
+            )
+        )
     built_at = datetime.fromtimestamp(snapshot.built_at, tz=UTC) if snapshot else None
     dropped, live_as_of, live_profile, matches, live_error = _live_ranking(user, built_at, snapshot)
     return FeedInspection(
-        user_id=user.pk, username=user.get_username(), source=page.source, profile=page.profile,
-        fallback_reason=page.fallback_reason, cache_age_seconds=age,
-        snapshot_id=snapshot.id if snapshot else None, snapshot_built_at=built_at,
+        user_id=user.pk,
+        username=user.get_username(),
+        source=page.source,
+        profile=page.profile,
+        fallback_reason=page.fallback_reason,
+        cache_age_seconds=age,
+        snapshot_id=snapshot.id if snapshot else None,
+        snapshot_built_at=built_at,
         snapshot_length=len(snapshot.entries) if snapshot else 0,
-        cold_start=snapshot.cold_start if snapshot else None, items=items, dropped=dropped,
-        ranked_live_as_of=live_as_of, live_profile=live_profile, live_matches_snapshot=matches,
+        cold_start=snapshot.cold_start if snapshot else None,
+        items=items,
+        dropped=dropped,
+        ranked_live_as_of=live_as_of,
+        live_profile=live_profile,
+        live_matches_snapshot=matches,
         live_error=live_error,
     )
 
 
-def _live_ranking(user: User, built_at: datetime | None, snapshot: cache.Snapshot | None) -> tuple[
-        list[InspectedDrop] | None, datetime | None, str | None, bool | None, str | None]:
+def _live_ranking(
+    user: User, built_at: datetime | None, snapshot: cache.Snapshot | None
+) -> tuple[list[InspectedDrop] | None, datetime | None, str | None, bool | None, str | None]:
     # as of the snapshot's build time: scores decay with time, so only then do the
     # live ranking's numbers line up with the served ones
     as_of = built_at or timezone.now()
     try:
         ranked = rank_feed(user.pk, as_of, profile_for_user(user.pk), guarded_clickhouse())
     except BreakerOpen:
-        return None, None, None, None, ("ClickHouse is unavailable (circuit breaker open): the dropped candidates "
-                                        "cannot be listed now.")
+        return (
+            None,
+            None,
+            None,
+            None,
+            ("ClickHouse is unavailable (circuit breaker open): the dropped candidates cannot be listed now."),
+        )
     except CLICKHOUSE_FAILURES as exc:
-        return None, None, None, None, (f"ClickHouse is unavailable ({type(exc).__name__}): the dropped "
-                                        "candidates cannot be listed now.")
-    authors = dict(User.objects.filter(pk__in={d.candidate.author_id for d in ranked.dropped})
-                   .values_list("pk", "username"))
+        return (
+            None,
+            None,
+            None,
+            None,
+            (f"ClickHouse is unavailable ({type(exc).__name__}): the dropped candidates cannot be listed now."),
+        )
+    authors = dict(
+        User.objects.filter(pk__in={d.candidate.author_id for d in ranked.dropped}).values_list("pk", "username")
+    )
     dropped = [
-        InspectedDrop(post_id=d.post_id, author_id=d.candidate.author_id,
-                      author_username=authors.get(d.candidate.author_id, "?"), score=d.candidate.score,
-                      out_of_network=d.candidate.out_of_network, reason=d.reason)
+        InspectedDrop(
+            post_id=d.post_id,
+            author_id=d.candidate.author_id,
+            author_username=authors.get(d.candidate.author_id, "?"),
+            score=d.candidate.score,
+            out_of_network=d.candidate.out_of_network,
+            reason=d.reason,
+        )
         for d in ranked.dropped
     ]
     matches = None

@@ -37,7 +37,5 @@ class StableCursorPagination(CursorPagination):
     def get_page_size(self, request: Request) -> int | None:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
-            raise ValidationError(
-                {self.page_size_query_param: [f"Must be an integer from 1 to {self.max_page_size}."]}
-            )
+            raise ValidationError({self.page_size_query_param: [f"Must be an integer from 1 to {self.max_page_size}."]})
         return super().get_page_size(request)

@@ -66,10 +66,21 @@ def read_feed(user_id: int, limit: int, cursor_token: str | None = None, now: da
         if cursor.kind == cursors.RANKED:
             snapshot, hidden, muted = cache.snapshot_by_id(user_id, cursor.snapshot_id)
             if snapshot is None:
-                raise CursorError("Expired cursor: the ranked feed it belongs to is gone; start again from the "
-                                  "first page.")
-            return _ranked_page(snapshot, CACHE, hidden, muted, [], cursor.offset, cursor.next_rank, limit, now_s,
-                                served_before=cursor.exclude)
+                raise CursorError(
+                    "Expired cursor: the ranked feed it belongs to is gone; start again from the first page."
+                )
+            return _ranked_page(
+                snapshot,
+                CACHE,
+                hidden,
+                muted,
+                [],
+                cursor.offset,
+                cursor.next_rank,
+                limit,
+                now_s,
+                served_before=cursor.exclude,
+            )
         if cursor.kind == cursors.BACKFILL:
             page = _chronological_page(user_id, limit, cursor, now_s)
             return replace(page, source=CACHE)
@@ -90,8 +101,18 @@ def read_feed(user_id: int, limit: int, cursor_token: str | None = None, now: da
             return _fallback_first_page(user_id, limit, now_s, "ranking_failed")
         source = RANKED if built else CACHE
     fresh = _fresh_posts(snapshot, state.fresh, state.hidden, state.muted)
-    page = _ranked_page(snapshot, source, state.hidden, state.muted, fresh, 0, 1, limit, now_s,
-                        stored=state.redis_ok and nova_redis.client() is not None)
+    page = _ranked_page(
+        snapshot,
+        source,
+        state.hidden,
+        state.muted,
+        fresh,
+        0,
+        1,
+        limit,
+        now_s,
+        stored=state.redis_ok and nova_redis.client() is not None,
+    )
     metrics.FEED_SOURCE.labels(source=source, reason="").inc()
     return page
 
@@ -105,20 +126,32 @@ def build_snapshot(user_id: int, now: datetime) -> Snapshot:
 def snapshot_of(ranked: RankedFeed) -> Snapshot:
     entries = tuple(
         SnapshotEntry(
-            post_id=item.post_id, author_id=item.author_id, created_us=item.candidate.features.created_at_us,
-            score=item.score, freshness=item.candidate.components.freshness,
-            engagement=item.candidate.components.engagement, affinity=item.candidate.components.affinity,
-            fatigue=item.candidate.components.fatigue, network_factor=item.candidate.components.network_factor,
+            post_id=item.post_id,
+            author_id=item.author_id,
+            created_us=item.candidate.features.created_at_us,
+            score=item.score,
+            freshness=item.candidate.components.freshness,
+            engagement=item.candidate.components.engagement,
+            affinity=item.candidate.components.affinity,
+            fatigue=item.candidate.components.fatigue,
+            network_factor=item.candidate.components.network_factor,
             out_of_network=item.candidate.out_of_network,
         )
         for item in ranked.items
     )
-    return Snapshot(id=cache.new_snapshot_id(), user_id=ranked.user_id, profile=ranked.profile.name,
-                    built_at=ranked.now.timestamp(), cold_start=ranked.cold_start, entries=entries)
+    return Snapshot(
+        id=cache.new_snapshot_id(),
+        user_id=ranked.user_id,
+        profile=ranked.profile.name,
+        built_at=ranked.now.timestamp(),
+        cold_start=ranked.cold_start,
+        entries=entries,
+    )
 
 
-def _fresh_posts(snapshot: Snapshot, fresh: list[cache.FreshPost], hidden: frozenset[int],
-                 muted: frozenset[int]) -> list[int]:
+def _fresh_posts(
+    snapshot: Snapshot, fresh: list[cache.FreshPost], hidden: frozenset[int], muted: frozenset[int]
+) -> list[int]:
     """Followees' posts to put above the snapshot, newest first: not in it, and
     created after it was built, less an overlap for the CDC lag (a post written
     a second before the ranking may not have reached ClickHouse yet)."""
@@ -126,16 +159,29 @@ def _fresh_posts(snapshot: Snapshot, fresh: list[cache.FreshPost], hidden: froze
     since_us = int((snapshot.built_at - settings.FEED_FRESH_OVERLAP_SECONDS) * 1_000_000)
     chosen: dict[int, int] = {}
     for post in fresh:
-        if (post.created_us >= since_us and post.post_id not in in_snapshot and post.post_id not in hidden
-                and post.author_id not in muted):
+        if (
+            post.created_us >= since_us
+            and post.post_id not in in_snapshot
+            and post.post_id not in hidden
+            and post.author_id not in muted
+        ):
             chosen[post.post_id] = post.created_us
     return sorted(chosen, key=lambda post_id: (chosen[post_id], post_id), reverse=True)
 
 
-def _ranked_page(snapshot: Snapshot, source: str, hidden: frozenset[int], muted: frozenset[int],
-                 fresh: list[int], offset: int,
-                 first_rank: int, limit: int, now_s: int, served_before: tuple[int, ...] = (),
-                 stored: bool = True) -> FeedPage:
+def _ranked_page(
+    snapshot: Snapshot,
+    source: str,
+    hidden: frozenset[int],
+    muted: frozenset[int],
+    fresh: list[int],
+    offset: int,
+    first_rank: int,
+    limit: int,
+    now_s: int,
+    served_before: tuple[int, ...] = (),
+    stored: bool = True,
+) -> FeedPage:
     items: list[dict[str, Any]] = []
     rank = first_rank
     posts = hydrate(fresh)
@@ -165,12 +211,26 @@ def _ranked_page(snapshot: Snapshot, source: str, hidden: frozenset[int], muted:
         # Redis is down: no snapshot to come back to, so the next pages are the
         # backfill (the rest of the ranked posts come in time order, none twice)
         served = tuple([*served_fresh, *(e.post_id for e in entries[:index])])
-        return FeedPage(source, snapshot.profile, items,
-                        cursors.encode(Cursor(cursors.BACKFILL, snapshot.user_id, exclude=served, next_rank=rank),
-                                       key, now_s), snapshot)
+        return FeedPage(
+            source,
+            snapshot.profile,
+            items,
+            cursors.encode(Cursor(cursors.BACKFILL, snapshot.user_id, exclude=served, next_rank=rank), key, now_s),
+            snapshot,
+        )
     if index < len(entries):
-        next_cursor = cursors.encode(Cursor(cursors.RANKED, snapshot.user_id, snapshot_id=snapshot.id,
-                                            offset=index, exclude=tuple(served_fresh), next_rank=rank), key, now_s)
+        next_cursor = cursors.encode(
+            Cursor(
+                cursors.RANKED,
+                snapshot.user_id,
+                snapshot_id=snapshot.id,
+                offset=index,
+                exclude=tuple(served_fresh),
+                next_rank=rank,
+            ),
+            key,
+            now_s,
+        )
         return FeedPage(source, snapshot.profile, items, next_cursor, snapshot)
     # the snapshot is used up: the rest of this page, and the next pages, come
     # from the chronological backfill, minus what the snapshot (or fresh) served
@@ -229,9 +289,16 @@ def _chronological_page(user_id: int, limit: int, cursor: Cursor, now_s: int) ->
         # only posts older than the new position can still come up
         exclude = _older_than(cursor.exclude, last["created_us"])
         next_cursor = cursors.encode(
-            Cursor(cursor.kind, user_id, before_us=last["created_us"], before_id=last["id"], exclude=exclude,
-                   next_rank=cursor.next_rank + len(items)),
-            _cursor_key(), now_s,
+            Cursor(
+                cursor.kind,
+                user_id,
+                before_us=last["created_us"],
+                before_id=last["id"],
+                exclude=exclude,
+                next_rank=cursor.next_rank + len(items),
+            ),
+            _cursor_key(),
+            now_s,
         )
     source = FALLBACK if cursor.kind == cursors.CHRONOLOGICAL else CACHE
     return FeedPage(source, None, items, next_cursor)
@@ -250,8 +317,7 @@ def hydrate(post_ids: list[int]) -> dict[int, dict[str, Any]]:
     found = cache.cached_posts(post_ids)
     missing = [post_id for post_id in post_ids if post_id not in found]
     if missing:
-        loaded = {post.pk: post_body(post)
-                  for post in visible_posts().filter(pk__in=missing, author__is_active=True)}
+        loaded = {post.pk: post_body(post) for post in visible_posts().filter(pk__in=missing, author__is_active=True)}
         cache.cache_posts(loaded)
         found.update(loaded)
     return found

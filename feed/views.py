@@ -41,7 +41,7 @@ _detail = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
 _field_errors = OpenApiResponse(
     OpenApiTypes.OBJECT,
     description="Invalid input: an object mapping each offending field (or `non_field_errors`, "
-    "`detail`) to a list of messages, e.g. `{\"body\": [\"Ensure this field has no more than 5000 characters.\"]}`.",
+    '`detail`) to a list of messages, e.g. `{"body": ["Ensure this field has no more than 5000 characters."]}`.',
 )
 E400 = {400: _field_errors}
 E401 = {401: OpenApiResponse(_detail, description="No or invalid credentials.")}
@@ -128,8 +128,9 @@ class RegisterView(APIView):
         username = _check_auth_attempts(request)
         form = RegisterSerializer(data=request.data)
         _valid_or_count_failure(request, username, form)
-        wait = throttling.hit("register_address", throttling.client_address(request),
-                              throttling.rate_of("register_address"))
+        wait = throttling.hit(
+            "register_address", throttling.client_address(request), throttling.rate_of("register_address")
+        )
         if wait is not None:
             raise Throttled(wait, detail="Too many accounts created from this address.")
         try:
@@ -249,12 +250,19 @@ class PostDetailView(APIView):
 
 
 class PostLikeView(APIView):
-    @extend_schema(summary="Like a post (idempotent)", request=None, responses={**_relation_responses, **READ_ERRORS}, tags=["posts"])
+    @extend_schema(
+        summary="Like a post (idempotent)",
+        request=None,
+        responses={**_relation_responses, **READ_ERRORS},
+        tags=["posts"],
+    )
     def post(self, request: Request, pk: int) -> Response:
         _, created = services.like(request.user, _visible_post(pk))
         return _relation_response(created)
 
-    @extend_schema(summary="Unlike a post (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["posts"])
+    @extend_schema(
+        summary="Unlike a post (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["posts"]
+    )
     def delete(self, request: Request, pk: int) -> Response:
         services.unlike(request.user, _visible_post(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -268,13 +276,22 @@ class PostCommentsView(generics.GenericAPIView):
         # a deactivated user's comments are hidden like their posts
         return Comment.objects.filter(user__is_active=True).select_related("user")
 
-    @extend_schema(summary="Comments on a post, newest first", responses={200: CommentSerializer(many=True), **E400, **READ_ERRORS}, tags=["posts"])
+    @extend_schema(
+        summary="Comments on a post, newest first",
+        responses={200: CommentSerializer(many=True), **E400, **READ_ERRORS},
+        tags=["posts"],
+    )
     def get(self, request: Request, pk: int) -> Response:
         post = _visible_post(pk)
         page = self.paginate_queryset(self.get_queryset().filter(post=post))
         return self.get_paginated_response(CommentSerializer(page, many=True).data)
 
-    @extend_schema(summary="Comment on a post", request=CommentSerializer, responses={201: CommentSerializer, **WRITE_ERRORS}, tags=["posts"])
+    @extend_schema(
+        summary="Comment on a post",
+        request=CommentSerializer,
+        responses={201: CommentSerializer, **WRITE_ERRORS},
+        tags=["posts"],
+    )
     def post(self, request: Request, pk: int) -> Response:
         post = _visible_post(pk)
         form = CommentSerializer(data=request.data)
@@ -309,7 +326,9 @@ class UserFollowView(APIView):
             _raise_as_validation(error)
         return _relation_response(created)
 
-    @extend_schema(summary="Unfollow a user (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["users"])
+    @extend_schema(
+        summary="Unfollow a user (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["users"]
+    )
     def delete(self, request: Request, pk: int) -> Response:
         services.unfollow(request.user, _user(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -330,7 +349,11 @@ class UserMuteView(APIView):
             _raise_as_validation(error)
         return _relation_response(created)
 
-    @extend_schema(summary="Unmute an author (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["users"])
+    @extend_schema(
+        summary="Unmute an author (idempotent)",
+        responses={204: _relation_responses[204], **READ_ERRORS},
+        tags=["users"],
+    )
     def delete(self, request: Request, pk: int) -> Response:
         services.unmute(request.user, _user(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -340,7 +363,11 @@ class UserFollowersView(generics.GenericAPIView):
     serializer_class = FollowerSerializer
     pagination_class = StableCursorPagination
 
-    @extend_schema(summary="Who follows this user, newest first", responses={200: FollowerSerializer(many=True), **E400, **READ_ERRORS}, tags=["users"])
+    @extend_schema(
+        summary="Who follows this user, newest first",
+        responses={200: FollowerSerializer(many=True), **E400, **READ_ERRORS},
+        tags=["users"],
+    )
     def get(self, request: Request, pk: int) -> Response:
         follows = Follow.objects.filter(followee=_user(pk), follower__is_active=True).select_related("follower")
         page = self.paginate_queryset(follows)
@@ -351,7 +378,11 @@ class UserFollowingView(generics.GenericAPIView):
     serializer_class = FolloweeSerializer
     pagination_class = StableCursorPagination
 
-    @extend_schema(summary="Whom this user follows, newest first", responses={200: FolloweeSerializer(many=True), **E400, **READ_ERRORS}, tags=["users"])
+    @extend_schema(
+        summary="Whom this user follows, newest first",
+        responses={200: FolloweeSerializer(many=True), **E400, **READ_ERRORS},
+        tags=["users"],
+    )
     def get(self, request: Request, pk: int) -> Response:
         follows = Follow.objects.filter(follower=_user(pk), followee__is_active=True).select_related("followee")
         page = self.paginate_queryset(follows)
@@ -364,32 +395,43 @@ class FeedQuerySerializer(serializers.Serializer):
     cursor = serializers.CharField(required=False, max_length=4096, trim_whitespace=False)
 
 
-_feed_item = inline_serializer("FeedItem", {
-    "id": serializers.IntegerField(),
-    "author": UserSerializer(),
-    "body": serializers.CharField(),
-    "media_url": serializers.CharField(),
-    "created_at": serializers.DateTimeField(),
-    "like_count": serializers.IntegerField(),
-    "comment_count": serializers.IntegerField(),
-    "rank": serializers.IntegerField(help_text="1-based position in the feed, continuing across pages"),
-    "score": serializers.FloatField(allow_null=True, help_text="null for fresh, backfill and fallback items"),
-})
-_feed_page = inline_serializer("FeedPage", {
-    "source": serializers.ChoiceField(choices=["cache", "ranked", "fallback"]),
-    "profile": serializers.CharField(allow_null=True, help_text="the ranking profile; null for the fallback"),
-    "items": _feed_item.__class__(many=True),
-    "next_cursor": serializers.CharField(allow_null=True, help_text="null at the end of the feed"),
-})
+_feed_item = inline_serializer(
+    "FeedItem",
+    {
+        "id": serializers.IntegerField(),
+        "author": UserSerializer(),
+        "body": serializers.CharField(),
+        "media_url": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "like_count": serializers.IntegerField(),
+        "comment_count": serializers.IntegerField(),
+        "rank": serializers.IntegerField(help_text="1-based position in the feed, continuing across pages"),
+        "score": serializers.FloatField(allow_null=True, help_text="null for fresh, backfill and fallback items"),
+    },
+)
+_feed_page = inline_serializer(
+    "FeedPage",
+    {
+        "source": serializers.ChoiceField(choices=["cache", "ranked", "fallback"]),
+        "profile": serializers.CharField(allow_null=True, help_text="the ranking profile; null for the fallback"),
+        "items": _feed_item.__class__(many=True),
+        "next_cursor": serializers.CharField(allow_null=True, help_text="null at the end of the feed"),
+    },
+)
 
 
 class FeedView(APIView):
     @extend_schema(
         parameters=[FeedQuerySerializer],
-        responses={200: _feed_page,
-                   400: OpenApiResponse(_detail, description="limit outside 1..50, or a malformed, altered, "
-                                        "foreign or expired cursor (the detail says which)."),
-                   **E401},
+        responses={
+            200: _feed_page,
+            400: OpenApiResponse(
+                _detail,
+                description="limit outside 1..50, or a malformed, altered, "
+                "foreign or expired cursor (the detail says which).",
+            ),
+            **E401,
+        },
     )
     def get(self, request: Request) -> Response:
         query = FeedQuerySerializer(data=request.query_params)
@@ -398,5 +440,6 @@ class FeedView(APIView):
             page = read_feed(request.user.pk, query.validated_data["limit"], query.validated_data.get("cursor"))
         except CursorError as exc:
             raise ValidationError({"cursor": [str(exc)]}) from exc
-        return Response({"source": page.source, "profile": page.profile, "items": page.items,
-                         "next_cursor": page.next_cursor})
+        return Response(
+            {"source": page.source, "profile": page.profile, "items": page.items, "next_cursor": page.next_cursor}
+        )

@@ -30,8 +30,16 @@ class WarmResult:
     out_of_time: bool = False
 
 
-def warm_feed_caches(now: datetime, *, active_window_s: int, forget_after_s: int, refresh_below_s: int,
-                     batch_size: int, max_users: int, budget_s: float | None = None) -> WarmResult:
+def warm_feed_caches(
+    now: datetime,
+    *,
+    active_window_s: int,
+    forget_after_s: int,
+    refresh_below_s: int,
+    batch_size: int,
+    max_users: int,
+    budget_s: float | None = None,
+) -> WarmResult:
     """`budget_s`: stop starting rankings after this long (the task's soft time limit
     would otherwise cut a run mid-ranking; the most recently active users come first)."""
     now_s = now.timestamp()
@@ -42,7 +50,7 @@ def warm_feed_caches(now: datetime, *, active_window_s: int, forget_after_s: int
         result.breaker_open = True
         return result
     for start in range(0, len(users), batch_size):
-        batch = users[start:start + batch_size]
+        batch = users[start : start + batch_size]
         ttls = cache.snapshot_ttls(batch)
         for user_id in batch:
             if deadline is not None and time.monotonic() > deadline:

@@ -51,8 +51,12 @@ def _drop(name: str, close: Callable[[Any], None]) -> None:
 
 def close_clients() -> None:
     """Close every reused client (tests: a kept connection would block dropping their database)."""
-    for name, close in (("postgres", lambda c: c.close()), ("redis", lambda c: c.close()),
-                        ("clickhouse", lambda c: c.disconnect()), ("kafka", lambda c: None)):
+    for name, close in (
+        ("postgres", lambda c: c.close()),
+        ("redis", lambda c: c.close()),
+        ("clickhouse", lambda c: c.disconnect()),
+        ("kafka", lambda c: None),
+    ):
         _drop(name, close)
 
 
@@ -67,8 +71,13 @@ def check_postgres(timeout: float) -> str:
 
     def connect() -> psycopg.Connection:
         return psycopg.connect(
-            host=db["HOST"], port=db["PORT"] or None, dbname=db["NAME"], user=db["USER"],
-            password=db["PASSWORD"] or None, connect_timeout=max(1, int(timeout)), autocommit=True,
+            host=db["HOST"],
+            port=db["PORT"] or None,
+            dbname=db["NAME"],
+            user=db["USER"],
+            password=db["PASSWORD"] or None,
+            connect_timeout=max(1, int(timeout)),
+            autocommit=True,
             options=f"-c statement_timeout={int(timeout * 1000)}",
         )
 
@@ -83,14 +92,20 @@ def check_postgres(timeout: float) -> str:
 
 def check_redis(timeout: float) -> str:
     # redis-py's pool reconnects by itself
-    client = _client("redis", (settings.REDIS_URL, timeout), lambda: redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout))
+    client = _client(
+        "redis",
+        (settings.REDIS_URL, timeout),
+        lambda: redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout),
+    )
     return f"Redis {client.info('server')['redis_version']}"
 
 
 def check_clickhouse(timeout: float) -> str:
-    client = _client("clickhouse", (settings.CLICKHOUSE, timeout),
-                     lambda: make_client(settings.CLICKHOUSE, database="default", timeout=timeout))
+    client = _client(
+        "clickhouse",
+        (settings.CLICKHOUSE, timeout),
+        lambda: make_client(settings.CLICKHOUSE, database="default", timeout=timeout),
+    )
     try:
         return f"ClickHouse {client.execute('SELECT version()')[0][0]}"
     except Exception:
@@ -99,8 +114,11 @@ def check_clickhouse(timeout: float) -> str:
 
 
 def check_kafka(timeout: float) -> str:
-    admin = _client("kafka", (settings.KAFKA, timeout),
-                    lambda: admin_client(settings.KAFKA, **{"socket.timeout.ms": int(timeout * 1000)}))
+    admin = _client(
+        "kafka",
+        (settings.KAFKA, timeout),
+        lambda: admin_client(settings.KAFKA, **{"socket.timeout.ms": int(timeout * 1000)}),
+    )
     metadata = admin.list_topics(timeout=timeout)
     return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
 

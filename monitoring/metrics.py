@@ -45,31 +45,35 @@ class ScrapeTimeGauge(Collector):
 
 # --- consumers (pipeline/consumers/framework.py), labelled by consumer name
 CONSUMER_MESSAGES = Counter(
-    "consumer_messages_total", "Messages consumed, by outcome (written, dropped as duplicates, dead_lettered).",
+    "consumer_messages_total",
+    "Messages consumed, by outcome (written, dropped as duplicates, dead_lettered).",
     ["consumer", "outcome"],
 )
 CONSUMER_BATCH_DURATION = Histogram(
-    "consumer_batch_duration_seconds", "Time to write and commit one batch.", ["consumer"],
+    "consumer_batch_duration_seconds",
+    "Time to write and commit one batch.",
+    ["consumer"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CONSUMER_BATCH_SIZE = Histogram(
-    "consumer_batch_size", "Messages per flushed batch.", ["consumer"],
+    "consumer_batch_size",
+    "Messages per flushed batch.",
+    ["consumer"],
     buckets=(1, 10, 100, 1000, 5000, 10000, 50000),
 )
 CONSUMER_LAG = Gauge(
-    "consumer_lag", ("Messages between the partition's end and the first one the consumer has not written "
-     "(read and held in memory counts)"),
+    "consumer_lag",
+    (
+        "Messages between the partition's end and the first one the consumer has not written "
+        "(read and held in memory counts)"
+    ),
     ["consumer", "topic", "partition"],
 )
 CONSUMER_WRITE_ERRORS = Counter(
     "consumer_write_errors_total", "Failed sink writes (the batch is retried).", ["consumer"]
 )
-CONSUMER_COMMIT_ERRORS = Counter(
-    "consumer_commit_errors_total", "Offset commits the broker refused.", ["consumer"]
-)
-DLQ_MESSAGES = Counter(
-    "dlq_messages_total", "Messages sent to a dead-letter topic.", ["consumer", "topic"]
-)
+CONSUMER_COMMIT_ERRORS = Counter("consumer_commit_errors_total", "Offset commits the broker refused.", ["consumer"])
+DLQ_MESSAGES = Counter("dlq_messages_total", "Messages sent to a dead-letter topic.", ["consumer", "topic"])
 
 
 # ---------------------------------------------------------------- CDC (relay + consumer)
@@ -96,15 +100,18 @@ CDC_RELAY_RECONNECTS = Counter("cdc_relay_reconnects", "Relay reconnects after a
 
 # --- events ingestion (pipeline/api.py, producer.py, consumers/events.py)
 EVENTS_RECEIVED = Counter(
-    "events_received_total", "Events received by the API, by outcome (accepted, rejected, unavailable).",
+    "events_received_total",
+    "Events received by the API, by outcome (accepted, rejected, unavailable).",
     ["outcome"],
 )
 EVENTS_PRODUCE_FAILURES = Counter(
-    "events_produce_failures_total", "Events the broker did not acknowledge (delivery errors, timeouts, full queue).",
+    "events_produce_failures_total",
+    "Events the broker did not acknowledge (delivery errors, timeouts, full queue).",
     ["reason"],
 )
 EVENTS_PROCESSING_DURATION = Histogram(
-    "events_processing_duration_seconds", "Time for the events consumer to dedup and insert one batch.",
+    "events_processing_duration_seconds",
+    "Time for the events consumer to dedup and insert one batch.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 DEDUP_DUPLICATES = Counter(
@@ -117,7 +124,8 @@ CLICKHOUSE_INSERT_ERRORS = Counter(
     "clickhouse_insert_errors_total", "Failed ClickHouse inserts (the batch is retried).", ["table"]
 )
 EVENT_TO_VISIBLE = Histogram(
-    "event_to_visible_seconds", "From the API's received_at to the event's insert into ClickHouse returning.",
+    "event_to_visible_seconds",
+    "From the API's received_at to the event's insert into ClickHouse returning.",
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60),
 )
 SOURCE_TOPIC_RESETS = Counter(
@@ -129,7 +137,8 @@ SOURCE_TOPIC_RESETS = Counter(
 # --- ranking (ranking/service.py): what rank_feed fetched, removed and served
 _SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 RANKING_POSTS_FETCHED = Counter(
-    "ranking_posts_fetched_total", "Candidates fetched for ranking, by source (in_network, out_of_network).",
+    "ranking_posts_fetched_total",
+    "Candidates fetched for ranking, by source (in_network, out_of_network).",
     ["source"],
 )
 RANKING_POSTS_DEDUPLICATED = Counter(
@@ -143,43 +152,56 @@ RANKING_ENGAGEMENT_SCORE = Histogram("ranking_engagement_score", "Engagement of 
 RANKING_AFFINITY_SCORE = Histogram("ranking_affinity_score", "Affinity of served items.", buckets=_SCORE_BUCKETS)
 RANKING_FINAL_SCORE = Histogram("ranking_final_score", "Final score of served items.", buckets=_SCORE_BUCKETS)
 RANKING_DURATION = Histogram(
-    "ranking_duration_seconds", "rank_feed wall time, by part (query, total).", ["part"],
+    "ranking_duration_seconds",
+    "rank_feed wall time, by part (query, total).",
+    ["part"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5),
 )
 
 # --- feed read path (feed/read.py, feed/cache.py, nova/breaker.py, monitoring/middleware.py)
 FEED_API_REQUESTS = Counter(
-    "feed_api_requests_total", "API requests, by method, status and endpoint (the URL's name).",
+    "feed_api_requests_total",
+    "API requests, by method, status and endpoint (the URL's name).",
     ["method", "status", "endpoint"],
 )
 FEED_API_DURATION = Histogram(
-    "feed_api_duration_seconds", "API request wall time, by endpoint.", ["endpoint"],
+    "feed_api_duration_seconds",
+    "API request wall time, by endpoint.",
+    ["endpoint"],
     buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.8, 1, 2.5, 5),
 )
 FEED_API_ERRORS = Counter(
-    "feed_api_errors_total", "API requests that failed on the server side (5xx or an exception).",
+    "feed_api_errors_total",
+    "API requests that failed on the server side (5xx or an exception).",
     ["method", "endpoint"],
 )
 API_THROTTLE_FAIL_OPEN = Counter(
-    "api_throttle_fail_open_total", "Requests let through unchecked by a rate limit because Redis was unavailable.",
+    "api_throttle_fail_open_total",
+    "Requests let through unchecked by a rate limit because Redis was unavailable.",
     ["limit"],
 )
 FEED_CACHE_HITS = Counter("feed_cache_hits_total", "Feed first pages served from a cached ranked snapshot.")
 FEED_CACHE_MISSES = Counter("feed_cache_misses_total", "Feed first pages that found no cached snapshot.")
 FEED_SOURCE = Counter(
-    "feed_pages_served_total", "Feed pages served, by source (cache, ranked, fallback) and reason of a fallback.",
+    "feed_pages_served_total",
+    "Feed pages served, by source (cache, ranked, fallback) and reason of a fallback.",
     ["source", "reason"],
 )
 FEED_RANKINGS = Counter("feed_rankings_total", "Rankings the feed ran (cache misses that did the work).")
 CIRCUIT_BREAKER_STATE = Gauge(
-    "circuit_breaker_state", "Breaker state as a process last saw it: 0 closed, 1 half-open, 2 open.",
-    ["datasource"], multiprocess_mode="mostrecent",
+    "circuit_breaker_state",
+    "Breaker state as a process last saw it: 0 closed, 1 half-open, 2 open.",
+    ["datasource"],
+    multiprocess_mode="mostrecent",
 )
 CIRCUIT_BREAKER_STATE_CHANGES = Counter(
-    "circuit_breaker_state_changes_total", "Breaker transitions, by the state entered.", ["datasource", "state"],
+    "circuit_breaker_state_changes_total",
+    "Breaker transitions, by the state entered.",
+    ["datasource", "state"],
 )
 CLICKHOUSE_QUERY_TIMEOUTS = Counter(
-    "clickhouse_query_timeouts_total", "Request-path ClickHouse queries cancelled at their deadline or timed out.",
+    "clickhouse_query_timeouts_total",
+    "Request-path ClickHouse queries cancelled at their deadline or timed out.",
     ["datasource"],
 )
 FEED_CACHE_MEMORY = ScrapeTimeGauge(

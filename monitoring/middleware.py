@@ -33,8 +33,9 @@ class ApiMetricsMiddleware:
             raise
         endpoint = _endpoint(request)
         metrics.FEED_API_DURATION.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-        metrics.FEED_API_REQUESTS.labels(method=request.method, status=str(response.status_code),
-                                         endpoint=endpoint).inc()
+        metrics.FEED_API_REQUESTS.labels(
+            method=request.method, status=str(response.status_code), endpoint=endpoint
+        ).inc()
         if response.status_code >= 500:
             metrics.FEED_API_ERRORS.labels(method=request.method, endpoint=endpoint).inc()
         return response

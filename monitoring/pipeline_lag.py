@@ -37,11 +37,18 @@ log = logging.getLogger(__name__)
 
 def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
     return (
-        GaugeMetricFamily(CONSUMER_GROUP_LAG, "Messages a consumer group has still to read (high watermark - "
-                          "committed offset), as the report_pipeline_lag task last measured.",
-                          labels=["group", "topic", "partition"]),
-        GaugeMetricFamily(SLOT_LAG_BYTES, "WAL bytes between the server's position and the CDC slot's "
-                          "confirmed position, as the report_pipeline_lag task last measured.", labels=["slot"]),
+        GaugeMetricFamily(
+            CONSUMER_GROUP_LAG,
+            "Messages a consumer group has still to read (high watermark - "
+            "committed offset), as the report_pipeline_lag task last measured.",
+            labels=["group", "topic", "partition"],
+        ),
+        GaugeMetricFamily(
+            SLOT_LAG_BYTES,
+            "WAL bytes between the server's position and the CDC slot's "
+            "confirmed position, as the report_pipeline_lag task last measured.",
+            labels=["slot"],
+        ),
         GaugeMetricFamily(REPORT_AGE, "Seconds since the report_pipeline_lag task measured the pipeline lag."),
     )
 
@@ -75,8 +82,9 @@ def _read_report() -> LagReport | None:
 
 
 class PipelineLagCollector(Collector):
-    def __init__(self, read_report: Callable[[], LagReport | None] = _read_report,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, read_report: Callable[[], LagReport | None] = _read_report, clock: Callable[[], float] = time.time
+    ) -> None:
         self.read_report = read_report
         self.clock = clock
 

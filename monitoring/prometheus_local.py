@@ -46,7 +46,8 @@ def local_config(ports: dict[str, list[int]], interval: str | None = None) -> di
         static = [target for target in job["static_configs"] for _ in target["targets"]]
         job["static_configs"] = [
             {"targets": [f"127.0.0.1:{port}"], **({"labels": target["labels"]} if "labels" in target else {})}
-            for target, port in zip(static, ports[job["job_name"]], strict=True) if port
+            for target, port in zip(static, ports[job["job_name"]], strict=True)
+            if port
         ]
     return config
 

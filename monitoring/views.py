@@ -60,6 +60,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         except ValueError:
             address = None
         if address is None or not any(address in network for network in networks):
-            return HttpResponse("Forbidden: /metrics is restricted (METRICS_ALLOWED_NETWORKS).\n", status=403,
-                                content_type="text/plain")
+            return HttpResponse(
+                "Forbidden: /metrics is restricted (METRICS_ALLOWED_NETWORKS).\n", status=403, content_type="text/plain"
+            )
     return HttpResponse(generate_latest(_web_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -30,9 +30,7 @@ class RequestTooLargeMiddleware:
         except ValueError:
             return JsonResponse({"detail": f"Content-Length {raw!r} is not a number."}, status=400)
         if limit is not None and length > limit:
-            return JsonResponse(
-                {"detail": f"Request body is {length} bytes; the limit is {limit} bytes."}, status=413
-            )
+            return JsonResponse({"detail": f"Request body is {length} bytes; the limit is {limit} bytes."}, status=413)
         return self.get_response(request)
 
 

@@ -130,6 +130,7 @@ class RedisStore:
                 failures=int(raw.get(b"failures", 0)),
                 opened_at=float(raw.get(b"opened_at", 0)),
             )
+
         return self._call(remote, self.local.read)
 
     def add_failure(self) -> int:
@@ -144,6 +145,7 @@ class RedisStore:
             pipe.hset(self.hash_key, mapping={"state": OPEN, "failures": 0, "opened_at": repr(now)})
             pipe.delete(self.probe_key)
             pipe.execute()
+
         self._call(remote, lambda: self.local.set_open(now))
 
     def set_closed(self) -> None:
@@ -152,6 +154,7 @@ class RedisStore:
             pipe.hset(self.hash_key, mapping={"state": CLOSED, "failures": 0, "opened_at": 0})
             pipe.delete(self.probe_key)
             pipe.execute()
+
         self._call(remote, self.local.set_closed)
 
     def try_probe(self, now: float, ttl: float) -> bool:
@@ -160,12 +163,14 @@ class RedisStore:
                 return False
             client.hset(self.hash_key, "state", HALF_OPEN)
             return True
+
         return bool(self._call(remote, lambda: self.local.try_probe(now, ttl)))
 
 
 class CircuitBreaker:
-    def __init__(self, datasource: str, config: BreakerSettings, store: StateStore,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, datasource: str, config: BreakerSettings, store: StateStore, clock: Callable[[], float] = time.time
+    ) -> None:
         self.datasource = datasource
         self.config = config
         self.store = store
@@ -240,7 +245,8 @@ class GuardedClickHouse:
         client = getattr(self._local, "client", None)
         if client is None:
             client = make_client(
-                self.config, timeout=self.config.query_timeout,
+                self.config,
+                timeout=self.config.query_timeout,
                 settings={"max_execution_time": max(1, math.ceil(self.config.query_timeout))},
             )
             self._local.client = client
@@ -286,8 +292,9 @@ def breaker_for(datasource: str) -> CircuitBreaker:
 
     with _registry_lock:
         if datasource not in _breakers:
-            _breakers[datasource] = CircuitBreaker(datasource, settings.CIRCUIT_BREAKER,
-                                                   RedisStore(datasource, LocalStore()))
+            _breakers[datasource] = CircuitBreaker(
+                datasource, settings.CIRCUIT_BREAKER, RedisStore(datasource, LocalStore())
+            )
         breaker = _breakers[datasource]
         # thresholds are read on each use, so a changed setting (a test's override) applies
         breaker.config = settings.CIRCUIT_BREAKER

@@ -62,13 +62,24 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Server errors about the rows themselves: sending the same rows again fails the
 # same way. Everything else (network, timeouts, TOO_MANY_PARTS, memory, a server
 # going down) is an outage and is retried.
-_DATA_ERROR_CODES = frozenset({
-    ErrorCodes.CANNOT_PARSE_TEXT, ErrorCodes.CANNOT_PARSE_QUOTED_STRING, ErrorCodes.CANNOT_PARSE_DATE,
-    ErrorCodes.CANNOT_PARSE_DATETIME, ErrorCodes.CANNOT_PARSE_NUMBER, ErrorCodes.CANNOT_PARSE_UUID,
-    ErrorCodes.TYPE_MISMATCH, ErrorCodes.CANNOT_CONVERT_TYPE, ErrorCodes.ARGUMENT_OUT_OF_BOUND,
-    ErrorCodes.VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, ErrorCodes.CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN,
-    ErrorCodes.INCORRECT_DATA, ErrorCodes.TOO_LARGE_STRING_SIZE, ErrorCodes.CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING,
-})
+_DATA_ERROR_CODES = frozenset(
+    {
+        ErrorCodes.CANNOT_PARSE_TEXT,
+        ErrorCodes.CANNOT_PARSE_QUOTED_STRING,
+        ErrorCodes.CANNOT_PARSE_DATE,
+        ErrorCodes.CANNOT_PARSE_DATETIME,
+        ErrorCodes.CANNOT_PARSE_NUMBER,
+        ErrorCodes.CANNOT_PARSE_UUID,
+        ErrorCodes.TYPE_MISMATCH,
+        ErrorCodes.CANNOT_CONVERT_TYPE,
+        ErrorCodes.ARGUMENT_OUT_OF_BOUND,
+        ErrorCodes.VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE,
+        ErrorCodes.CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN,
+        ErrorCodes.INCORRECT_DATA,
+        ErrorCodes.TOO_LARGE_STRING_SIZE,
+        ErrorCodes.CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING,
+    }
+)
 
 
 def is_data_error(exc: BaseException) -> bool:
@@ -78,7 +89,14 @@ def is_data_error(exc: BaseException) -> bool:
     (e.g. a DateTime past 2106 does not fit its UInt32); the server answers
     with a ServerException whose code names a parse or type error.
     """
-    if isinstance(exc, (errors.TypeMismatchError, errors.CannotParseUuidError, errors.CannotParseDomainError,
-                        errors.TooLargeStringSize)):
+    if isinstance(
+        exc,
+        (
+            errors.TypeMismatchError,
+            errors.CannotParseUuidError,
+            errors.CannotParseDomainError,
+            errors.TooLargeStringSize,
+        ),
+    ):
         return True
     return isinstance(exc, errors.ServerException) and exc.code in _DATA_ERROR_CODES

@@ -14,8 +14,9 @@ def admin_client(config: KafkaConfig, **overrides: str | int | float) -> AdminCl
     return AdminClient({**config.client_config(), **overrides})
 
 
-def produce_waiting(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
-                    poll_seconds: float = 0.05, **kwargs: Any) -> None:
+def produce_waiting(
+    producer: Producer, topic: str, key: bytes | None, value: bytes | None, poll_seconds: float = 0.05, **kwargs: Any
+) -> None:
     """`producer.produce`, waiting while the local queue is full: polling serves
     delivery reports, which frees room, then the same message is tried again."""
     while True:

@@ -62,8 +62,9 @@ class JSONObjectParser(BaseParser):
 
     media_type = "application/json"
 
-    def parse(self, stream: IO[bytes] | None, media_type: str | None = None,
-              parser_context: dict | None = None) -> dict[str, Any]:
+    def parse(
+        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: dict | None = None
+    ) -> dict[str, Any]:
         if stream is None:  # an empty body
             raise ParseError("body: empty; a JSON object is expected")
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -52,8 +52,9 @@ def task_redis() -> redis.Redis:
 def clickhouse_client() -> Client:
     """A client for one run (disconnect it after): the request path's query limit
     (CLICKHOUSE_QUERY_TIMEOUT) is far too short for a task's queries."""
-    return make_client(settings.CLICKHOUSE,
-                       settings={"max_execution_time": math.ceil(settings.TASK_CLICKHOUSE_QUERY_TIMEOUT)})
+    return make_client(
+        settings.CLICKHOUSE, settings={"max_execution_time": math.ceil(settings.TASK_CLICKHOUSE_QUERY_TIMEOUT)}
+    )
 
 
 def loads_ids(raw: bytes | str | None) -> list[int] | None:

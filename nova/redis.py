@@ -18,8 +18,11 @@ from django.conf import settings
 
 # what "Redis is unavailable" looks like to redis-py (OSError: a socket torn down
 # mid-reply); anything else is a bug and propagates
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                                                   OSError)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+)
 
 _lock = threading.Lock()
 _client: redis.Redis | None = None
@@ -37,7 +40,9 @@ def client() -> redis.Redis | None:
             if _client is None:
                 timeout = settings.REDIS_SOCKET_TIMEOUT
                 _client = redis.Redis.from_url(
-                    settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout,
+                    settings.REDIS_URL,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
                     health_check_interval=30,
                 )
     return _client

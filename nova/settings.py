@@ -30,9 +30,7 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or ""
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required when DJANGO_DEBUG is off"
-        )
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required when DJANGO_DEBUG is off")
     SECRET_KEY = "insecure-debug-only-key"
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
@@ -232,8 +230,9 @@ EVENTS_PRODUCER_QUEUE_MAX_MESSAGES = env_int("EVENTS_PRODUCER_QUEUE_MAX_MESSAGES
 # drops them, on a server that must run maxmemory-policy noeviction (checked by the
 # consumer): give production a separate server from the LRU cache's.
 EVENTS_DEDUP_MARGIN_SECONDS = env_int("EVENTS_DEDUP_MARGIN_SECONDS", 24 * 3600)
-EVENTS_DEDUP_TTL_SECONDS = mark_ttl_seconds(EVENTS_MAX_AGE_SECONDS, EVENTS_MAX_FUTURE_SKEW_SECONDS,
-                                            EVENTS_DEDUP_MARGIN_SECONDS)
+EVENTS_DEDUP_TTL_SECONDS = mark_ttl_seconds(
+    EVENTS_MAX_AGE_SECONDS, EVENTS_MAX_FUTURE_SKEW_SECONDS, EVENTS_DEDUP_MARGIN_SECONDS
+)
 EVENTS_DEDUP_REDIS_URL = env_str("EVENTS_DEDUP_REDIS_URL", urlunsplit(urlsplit(REDIS_URL)._replace(path="/1")))
 if EVENTS_DEDUP_REDIS_URL == REDIS_URL:
     raise ImproperlyConfigured("EVENTS_DEDUP_REDIS_URL must name another Redis database than REDIS_URL (the cache's)")

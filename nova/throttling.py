@@ -32,8 +32,18 @@ if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is loadi
 
 log = logging.getLogger(__name__)
 
-_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
-          "d": 86400, "day": 86400}
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
 
 
@@ -108,8 +118,11 @@ def wait_for(limits: list[tuple[str, str]]) -> int | None:
     except nova_redis.REDIS_ERRORS as exc:
         _failed_open(limits[0][0], exc)
         return None
-    waits = [max(int(ttl), 1) for (name, _), count, ttl in zip(limits, replies[::2], replies[1::2], strict=True)
-             if count is not None and int(count) >= rate_of(name).limit]
+    waits = [
+        max(int(ttl), 1)
+        for (name, _), count, ttl in zip(limits, replies[::2], replies[1::2], strict=True)
+        if count is not None and int(count) >= rate_of(name).limit
+    ]
     return max(waits, default=None)
 
 

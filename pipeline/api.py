@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -33,22 +33,33 @@ def _publish(messages: list[tuple[bytes, bytes]]) -> None:
 
 # OpenAPI only: validation is pipeline/event_schema.py (pure, unit-tested), so a
 # rejected event is reported by index while the rest of the batch goes on
-_EVENT_SCHEMA = inline_serializer("ClientEvent", {
-    "event_id": serializers.UUIDField(),
-    "post_id": serializers.IntegerField(min_value=1),
-    "event_type": serializers.ChoiceField(choices=sorted(EVENT_TYPES)),
-    "ts": serializers.DateTimeField(help_text="ISO 8601; rejected outside [now - max age, now + max skew]"),
-    "dwell_ms": serializers.IntegerField(required=False, allow_null=True, help_text="required for dwell"),
-    "position": serializers.IntegerField(required=False, allow_null=True),
-    "surface": serializers.CharField(required=False, allow_null=True, max_length=64),
-})
-_RESULT_SCHEMA = inline_serializer("EventsIngestResult", {
-    "accepted": serializers.IntegerField(),
-    "rejected": serializers.IntegerField(),
-    "errors": inline_serializer("RejectedEvent", {
-        "index": serializers.IntegerField(), "reason": serializers.CharField(),
-    }, many=True),
-})
+_EVENT_SCHEMA = inline_serializer(
+    "ClientEvent",
+    {
+        "event_id": serializers.UUIDField(),
+        "post_id": serializers.IntegerField(min_value=1),
+        "event_type": serializers.ChoiceField(choices=sorted(EVENT_TYPES)),
+        "ts": serializers.DateTimeField(help_text="ISO 8601; rejected outside [now - max age, now + max skew]"),
+        "dwell_ms": serializers.IntegerField(required=False, allow_null=True, help_text="required for dwell"),
+        "position": serializers.IntegerField(required=False, allow_null=True),
+        "surface": serializers.CharField(required=False, allow_null=True, max_length=64),
+    },
+)
+_RESULT_SCHEMA = inline_serializer(
+    "EventsIngestResult",
+    {
+        "accepted": serializers.IntegerField(),
+        "rejected": serializers.IntegerField(),
+        "errors": inline_serializer(
+            "RejectedEvent",
+            {
+                "index": serializers.IntegerField(),
+                "reason": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
 
 
 class EventsView(APIView):
@@ -57,16 +68,17 @@ class EventsView(APIView):
 
     @extend_schema(
         request=inline_serializer("EventsBatch", {"events": _EVENT_SCHEMA.__class__(many=True)}),
-        responses={202: OpenApiResponse(_RESULT_SCHEMA, description="every accepted event acknowledged by the broker"),
-                   400: OpenApiResponse(_RESULT_SCHEMA, description="malformed body ({detail}), or every event rejected"),
-                   413: OpenApiResponse(description="over EVENTS_MAX_BATCH events or the body size limit"),
-                   415: OpenApiResponse(description="the body is not application/json"),
-                   429: OpenApiResponse(description="over the user's events quota (API_THROTTLE_EVENTS); "
-                                        "Retry-After"),
-                   503: OpenApiResponse(description="the broker did not acknowledge in time; Retry-After")},
+        responses={
+            202: OpenApiResponse(_RESULT_SCHEMA, description="every accepted event acknowledged by the broker"),
+            400: OpenApiResponse(_RESULT_SCHEMA, description="malformed body ({detail}), or every event rejected"),
+            413: OpenApiResponse(description="over EVENTS_MAX_BATCH events or the body size limit"),
+            415: OpenApiResponse(description="the body is not application/json"),
+            429: OpenApiResponse(description="over the user's events quota (API_THROTTLE_EVENTS); Retry-After"),
+            503: OpenApiResponse(description="the broker did not acknowledge in time; Retry-After"),
+        },
     )
     def post(self, request: Request) -> Response:
-        received_at = datetime.now(timezone.utc)
+        received_at = datetime.now(UTC)
         try:
             # request.data: nova.parsers.JSONObjectParser (orjson, depth and size limits); 415 for other types
             events = events_of(request.data, settings.EVENTS_MAX_BATCH)
@@ -85,7 +97,8 @@ class EventsView(APIView):
             metrics.EVENTS_RECEIVED.labels("unavailable").inc(len(events))
             return Response(
                 {"detail": f"events not accepted, retry with the same event_ids: {exc}"},
-                status=503, headers={"Retry-After": str(settings.EVENTS_RETRY_AFTER_SECONDS)},
+                status=503,
+                headers={"Retry-After": str(settings.EVENTS_RETRY_AFTER_SECONDS)},
             )
         # after the broker acknowledged: a hide that was not accepted must not hide anything
         hide_posts(request.user.pk, result.hidden_post_ids)

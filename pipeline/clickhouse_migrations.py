@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from clickhouse_driver import Client
@@ -49,7 +49,12 @@ LOCAL_SUFFIX = "_local"
 # (aggregates, sink offsets) have no key: each shard's view writes its own local
 # table and nothing inserts through their Distributed tables, which only read.
 SHARDING_KEYS = {
-    "users": "id", "posts": "id", "follows": "id", "likes": "id", "comments": "id", "mutes": "id",
+    "users": "id",
+    "posts": "id",
+    "follows": "id",
+    "likes": "id",
+    "comments": "id",
+    "mutes": "id",
     "events": "user_id",
 }
 _CREATE_TABLE = re.compile(
@@ -159,9 +164,7 @@ def discover(sql_dir: Path) -> list[Migration]:
                 raise MigrationError(f"{path}: migration files are named NNNN_lower_snake.sql")
             version = int(match.group(1))
             if version in migrations:
-                raise MigrationError(
-                    f"{path}: version {version:04d} is also used by {migrations[version].name}"
-                )
+                raise MigrationError(f"{path}: version {version:04d} is also used by {migrations[version].name}")
             sql = path.read_text()
             requires = _REQUIRES.search(sql)
             migrations[version] = Migration(
@@ -244,7 +247,7 @@ class MigrationRunner:
     def record(self, version: int, name: str, checksum: str) -> None:
         self.client.execute(
             f"INSERT INTO {LEDGER_TABLE} (version, name, checksum, applied_at) VALUES",
-            [(version, name, checksum, datetime.now(timezone.utc).replace(microsecond=0))],
+            [(version, name, checksum, datetime.now(UTC).replace(microsecond=0))],
         )
 
     def apply(self) -> list[Migration]:
@@ -261,4 +264,3 @@ class MigrationRunner:
             self.record(entry.migration.version, entry.migration.name, entry.migration.checksum)
             done.append(entry.migration)
         return done
-

@@ -94,8 +94,15 @@ class EventDedup:
     client retry, so a crash between marking and inserting loses the batch.
     """
 
-    def __init__(self, redis_url: str, key_prefix: str, ttl_seconds: int, *,
-                 socket_timeout: float = 5.0, mark_identity: bool = True) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        key_prefix: str,
+        ttl_seconds: int,
+        *,
+        socket_timeout: float = 5.0,
+        mark_identity: bool = True,
+    ) -> None:
         if ttl_seconds < 24 * 3600:
             raise ValueError(f"dedup TTL must be at least 24 h, got {ttl_seconds}s")
         self.redis_url = redis_url

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,8 +28,21 @@ DATETIME_MAX_MS = DATETIME_MAX_SECONDS * 1000 + 999
 
 # `events` columns in insert order (infra/clickhouse/tables/0020_events.sql)
 ROW_COLUMNS = (
-    "event_id", "user_id", "post_id", "author_id", "event_type", "ts", "received_at", "received_at_ms",
-    "dwell_ms", "position", "surface", "_topic", "_partition", "_offset", "_generation",
+    "event_id",
+    "user_id",
+    "post_id",
+    "author_id",
+    "event_type",
+    "ts",
+    "received_at",
+    "received_at_ms",
+    "dwell_ms",
+    "position",
+    "surface",
+    "_topic",
+    "_partition",
+    "_offset",
+    "_generation",
 )
 
 
@@ -67,9 +80,9 @@ def parse_timestamp(value: Any) -> datetime:
     except ValueError:
         raise EventRejected(f"ts: {value[:40]!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59-23:59 lies past year 9999 in UTC
         raise EventRejected(f"ts: {value[:40]!r} is out of range") from None
 
@@ -112,22 +125,36 @@ def validate_client_event(event: Any, received_at: datetime, window: TimeWindow)
     if surface is not None and (not isinstance(surface, str) or len(surface) > MAX_SURFACE_LENGTH):
         raise EventRejected(f"surface: a string of at most {MAX_SURFACE_LENGTH} characters, or null")
     return {
-        "event_id": event_id, "post_id": post_id, "event_type": event_type, "ts": ts,
-        "dwell_ms": dwell_ms, "position": position, "surface": surface,
+        "event_id": event_id,
+        "post_id": post_id,
+        "event_type": event_type,
+        "ts": ts,
+        "dwell_ms": dwell_ms,
+        "position": position,
+        "surface": surface,
     }
 
 
 def isoformat_ms(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_message(fields: dict[str, Any], user_id: int, author_id: int | None, received_at: datetime) -> bytes:
     """The topic's JSON value (docs/architecture/events.md)."""
-    return orjson.dumps({
-        "event_id": fields["event_id"], "user_id": user_id, "post_id": fields["post_id"], "author_id": author_id,
-        "event_type": fields["event_type"], "ts": isoformat_ms(fields["ts"]), "received_at": isoformat_ms(received_at),
-        "dwell_ms": fields["dwell_ms"], "position": fields["position"], "surface": fields["surface"],
-    })
+    return orjson.dumps(
+        {
+            "event_id": fields["event_id"],
+            "user_id": user_id,
+            "post_id": fields["post_id"],
+            "author_id": author_id,
+            "event_type": fields["event_type"],
+            "ts": isoformat_ms(fields["ts"]),
+            "received_at": isoformat_ms(received_at),
+            "dwell_ms": fields["dwell_ms"],
+            "position": fields["position"],
+            "surface": fields["surface"],
+        }
+    )
 
 
 def _epoch_ms(value: Any, name: str) -> int:
@@ -138,7 +165,7 @@ def _epoch_ms(value: Any, name: str) -> int:
     except ValueError:
         raise ValueError(f"{name}: {value[:40]!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
 
 
@@ -172,8 +199,11 @@ def message_to_row(value: bytes | None, topic: str, partition: int, offset: int,
         raise ValueError("event_id: missing or not a canonical UUID") from None
     user_id, post_id, author_id = event.get("user_id"), event.get("post_id"), event.get("author_id")
     # `type(x) is int` (not bool, not float) inline: this runs for every event
-    if type(user_id) is not int or type(post_id) is not int or not (0 <= user_id <= UINT64_MAX
-                                                                    and 0 <= post_id <= UINT64_MAX):
+    if (
+        type(user_id) is not int
+        or type(post_id) is not int
+        or not (0 <= user_id <= UINT64_MAX and 0 <= post_id <= UINT64_MAX)
+    ):
         raise ValueError("user_id/post_id: missing or not integers in [0, 2^64)")
     if author_id is not None and (type(author_id) is not int or not 0 <= author_id <= UINT64_MAX):
         raise ValueError("author_id: not an integer in [0, 2^64)")
@@ -193,6 +223,19 @@ def message_to_row(value: bytes | None, topic: str, partition: int, offset: int,
     if not 0 <= ts_ms <= DATETIME_MAX_MS or not 0 <= received_ms <= DATETIME_MAX_MS:
         raise ValueError("ts/received_at: outside 1970-01-01..2105-12-31 (ClickHouse DateTime)")
     return (
-        event_uuid, user_id, post_id, author_id or 0, event_type, ts_ms // 1000, received_ms // 1000, received_ms,
-        dwell_ms or 0, -1 if position is None else position, surface or "", topic, partition, offset, generation,
+        event_uuid,
+        user_id,
+        post_id,
+        author_id or 0,
+        event_type,
+        ts_ms // 1000,
+        received_ms // 1000,
+        received_ms,
+        dwell_ms or 0,
+        -1 if position is None else position,
+        surface or "",
+        topic,
+        partition,
+        offset,
+        generation,
     )

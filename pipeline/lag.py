@@ -117,11 +117,14 @@ def store_lag_report(client: redis.Redis, report: LagReport) -> None:
     key = lag_report_key()
     pipe = client.pipeline(transaction=True)
     pipe.delete(key)
-    pipe.hset(key, mapping={
-        "reported_at": repr(report.reported_at),
-        "consumer_lag": json.dumps([[p.group, p.topic, p.partition, p.lag] for p in report.consumer_lag]),
-        "slot_lag_bytes": json.dumps(report.slot_lag_bytes),
-    })
+    pipe.hset(
+        key,
+        mapping={
+            "reported_at": repr(report.reported_at),
+            "consumer_lag": json.dumps([[p.group, p.topic, p.partition, p.lag] for p in report.consumer_lag]),
+            "slot_lag_bytes": json.dumps(report.slot_lag_bytes),
+        },
+    )
     pipe.expire(key, REPORT_KEY_TTL_SECONDS)
     pipe.execute()
 
@@ -130,8 +133,10 @@ def parse_lag_report(fields: dict[bytes, bytes]) -> LagReport | None:
     """The stored hash, or None if it is absent or unreadable."""
     try:
         reported_at = float(fields[b"reported_at"])
-        consumer_lag = [PartitionLag(str(group), str(topic), int(partition), int(lag))
-                        for group, topic, partition, lag in json.loads(fields[b"consumer_lag"])]
+        consumer_lag = [
+            PartitionLag(str(group), str(topic), int(partition), int(lag))
+            for group, topic, partition, lag in json.loads(fields[b"consumer_lag"])
+        ]
         slot_lag = {str(slot): int(n) for slot, n in json.loads(fields[b"slot_lag_bytes"]).items()}
     except (KeyError, ValueError, TypeError, AttributeError):
         return None
@@ -142,8 +147,15 @@ def load_lag_report(client: redis.Redis) -> LagReport | None:
     return parse_lag_report(client.hgetall(lag_report_key()))
 
 
-def report_pipeline_lag(client: redis.Redis, kafka: KafkaConfig, groups: dict[str, list[str]], cursor: Any,
-                        slot_name: str, now: float, timeout: float) -> LagReport:
+def report_pipeline_lag(
+    client: redis.Redis,
+    kafka: KafkaConfig,
+    groups: dict[str, list[str]],
+    cursor: Any,
+    slot_name: str,
+    now: float,
+    timeout: float,
+) -> LagReport:
     """Measure both lags and store the report; returns it."""
     report = LagReport(now, measure_consumer_lag(kafka, groups, timeout), measure_slot_lag(cursor, slot_name))
     store_lag_report(client, report)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def month_end(partition_id: str) -> datetime | None:
     year, month = int(match.group(1)), int(match.group(2))
     if not 1 <= month <= 12:
         return None
-    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
 def partitions_to_drop(partition_ids: Iterable[str], cutoff: datetime) -> list[str]:

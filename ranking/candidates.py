@@ -84,8 +84,10 @@ def _windows(user_id: int, now: datetime, params: RankingParams) -> dict[str, An
         "trending_since_us": now_us - params.trending_window_hours * 3_600_000_000,
         "seen_since_s": now_s - params.seen_window_days * 86_400,
         "affinity_since": affinity_since,
-        "affinity_since_s": epoch_us(datetime(affinity_since.year, affinity_since.month, affinity_since.day,
-                                               tzinfo=UTC)) // 1_000_000,
+        "affinity_since_s": epoch_us(
+            datetime(affinity_since.year, affinity_since.month, affinity_since.day, tzinfo=UTC)
+        )
+        // 1_000_000,
         "fatigue_since_s": now_s - int(params.hide_fatigue_days * 86_400),
         "affinity_half_life_days": params.affinity_half_life_days,
     }
@@ -125,10 +127,20 @@ def candidate_params(user_id: int, now: datetime, params: RankingParams, context
         "context_last_hide_s": [context.last_hide_s.get(a, 0) for a in authors],
         "user_max_affinity_raw": float(context.user_max_affinity_raw),
         "trending_pool": params.trending_pool,
-        **{name: getattr(params, name) for name in (
-            "weight_freshness", "weight_engagement", "weight_affinity", "freshness_half_life_hours",
-            "engagement_prior", "affinity_floor", "hide_fatigue_factor", "hide_fatigue_days", "out_of_network_factor",
-        )},
+        **{
+            name: getattr(params, name)
+            for name in (
+                "weight_freshness",
+                "weight_engagement",
+                "weight_affinity",
+                "freshness_half_life_hours",
+                "engagement_prior",
+                "affinity_floor",
+                "hide_fatigue_factor",
+                "hide_fatigue_days",
+                "out_of_network_factor",
+            )
+        },
     }
 
 
@@ -140,18 +152,49 @@ def fetch_candidates(runner: QueryRunner, user_id: int, now: datetime, params: R
     rows = runner.execute(load_query("feed_candidates"), candidate_params(user_id, now, params, context))
     user_max = context.user_max_affinity_raw
     candidates = []
-    for (post_id, author_id, created_at_us, out_of_network, impressions, clicks, likes, comments, shares,
-         affinity_raw, last_hide_s, freshness, engagement, affinity, fatigue, network_factor, score) in rows:
+    for (
+        post_id,
+        author_id,
+        created_at_us,
+        out_of_network,
+        impressions,
+        clicks,
+        likes,
+        comments,
+        shares,
+        affinity_raw,
+        last_hide_s,
+        freshness,
+        engagement,
+        affinity,
+        fatigue,
+        network_factor,
+        score,
+    ) in rows:
         features = Features(
-            post_id=post_id, author_id=author_id, created_at_us=created_at_us, out_of_network=bool(out_of_network),
-            impressions=impressions, clicks=clicks, likes=likes, comments=comments, shares=shares,
-            affinity_raw=affinity_raw, user_max_affinity_raw=user_max, last_hide_s=last_hide_s,
+            post_id=post_id,
+            author_id=author_id,
+            created_at_us=created_at_us,
+            out_of_network=bool(out_of_network),
+            impressions=impressions,
+            clicks=clicks,
+            likes=likes,
+            comments=comments,
+            shares=shares,
+            affinity_raw=affinity_raw,
+            user_max_affinity_raw=user_max,
+            last_hide_s=last_hide_s,
         )
         components = Components(freshness, engagement, affinity, fatigue, network_factor, score)
-        candidates.append(ScoredCandidate(
-            features, components, seen=post_id in context.seen, hidden=post_id in context.hidden,
-            muted=author_id in context.muted,
-        ))
+        candidates.append(
+            ScoredCandidate(
+                features,
+                components,
+                seen=post_id in context.seen,
+                hidden=post_id in context.hidden,
+                muted=author_id in context.muted,
+            )
+        )
     return candidates
 
 

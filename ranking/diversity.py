@@ -60,12 +60,12 @@ def dedupe(candidates: Sequence[C]) -> tuple[list[C], int]:
 
 def rule_broken(candidate: Arrangeable, placed: Sequence[Arrangeable], rules: Rules) -> str | None:
     """The rule that forbids `candidate` at the next position after `placed`, if any."""
-    recent = placed[max(0, len(placed) - (rules.author_cap_window - 1)):]
+    recent = placed[max(0, len(placed) - (rules.author_cap_window - 1)) :]
     if sum(1 for item in recent if item.author_id == candidate.author_id) >= rules.author_cap:
         return SATURATED
     run = rules.max_out_of_network_in_a_row
     if candidate.out_of_network and run is not None:
-        tail = placed[max(0, len(placed) - run):]
+        tail = placed[max(0, len(placed) - run) :]
         if len(tail) == run and all(item.out_of_network for item in tail):
             return OUT_OF_NETWORK_CAP
     return None
@@ -93,12 +93,12 @@ def diversity_violations(feed: Sequence[Arrangeable], rules: Rules) -> list[str]
     """Every place where `feed` breaks a rule (empty for a valid feed); for tests and audits."""
     problems = []
     for end in range(len(feed)):
-        window = feed[max(0, end - rules.author_cap_window + 1): end + 1]
+        window = feed[max(0, end - rules.author_cap_window + 1) : end + 1]
         author = feed[end].author_id
         if sum(1 for item in window if item.author_id == author) > rules.author_cap:
             problems.append(f"position {end + 1}: author {author} over {rules.author_cap} in {len(window)}")
         run = rules.max_out_of_network_in_a_row
         if run is not None and end >= run:
-            if all(item.out_of_network for item in feed[end - run: end + 1]):
+            if all(item.out_of_network for item in feed[end - run : end + 1]):
                 problems.append(f"position {end + 1}: {run + 1} out-of-network posts in a row")
     return problems

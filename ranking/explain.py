@@ -43,10 +43,20 @@ def explain_post(feed: RankedFeed, post_id: int, state: PostState | None) -> dic
     params = feed.profile
     entry: RankedItem | DroppedCandidate | None = feed.find(post_id)
     result: dict[str, Any] = {
-        "user_id": feed.user_id, "post_id": post_id, "profile": params.name, "weights": params.weights,
-        "ranked_at": feed.now.isoformat(), "cold_start": feed.cold_start,
-        "status": "not_a_candidate", "rank": None, "reason": None, "source": None,
-        "components": None, "features": None, "score": None, "sql_score": None,
+        "user_id": feed.user_id,
+        "post_id": post_id,
+        "profile": params.name,
+        "weights": params.weights,
+        "ranked_at": feed.now.isoformat(),
+        "cold_start": feed.cold_start,
+        "status": "not_a_candidate",
+        "rank": None,
+        "reason": None,
+        "source": None,
+        "components": None,
+        "features": None,
+        "score": None,
+        "sql_score": None,
     }
     if entry is None:
         result["reason"] = not_a_candidate_reason(state, feed, feed.user_id)
@@ -58,7 +68,9 @@ def explain_post(feed: RankedFeed, post_id: int, state: PostState | None) -> dic
     result.update(
         source="out_of_network" if candidate.out_of_network else "in_network",
         components={k: v for k, v in asdict(components).items() if k != "score"},
-        features=features, score=components.score, sql_score=candidate.score,
+        features=features,
+        score=components.score,
+        sql_score=candidate.score,
     )
     if isinstance(entry, RankedItem):
         result.update(status="ranked", rank=entry.rank)

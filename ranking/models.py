@@ -28,7 +28,8 @@ class RankingProfile(models.Model):
     name = models.SlugField(max_length=50, unique=True)
     is_active = models.BooleanField(default=False)
     traffic_share = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
         help_text="Percent of users ranked by this profile while active (active shares add up to at most 100).",
     )
     weight_freshness = models.FloatField(default=_DEFAULTS.weight_freshness, validators=[MinValueValidator(0.0)])

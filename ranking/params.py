@@ -59,7 +59,9 @@ class RankingParams:
     @property
     def weights(self) -> dict[str, float]:
         return {
-            "freshness": self.weight_freshness, "engagement": self.weight_engagement, "affinity": self.weight_affinity,
+            "freshness": self.weight_freshness,
+            "engagement": self.weight_engagement,
+            "affinity": self.weight_affinity,
         }
 
     @classmethod

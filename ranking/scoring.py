@@ -105,7 +105,11 @@ def score_features(features: Features, now_us: int, params: RankingParams) -> Co
     age_hours = (now_us - features.created_at_us) / MICROS_PER_HOUR
     freshness = freshness_score(age_hours, params.freshness_half_life_hours)
     engagement = engagement_score(
-        features.clicks, features.likes, features.comments, features.shares, features.impressions,
+        features.clicks,
+        features.likes,
+        features.comments,
+        features.shares,
+        features.impressions,
         params.engagement_prior,
     )
     affinity = affinity_score(features.affinity_raw, features.user_max_affinity_raw, params.affinity_floor)
@@ -115,6 +119,12 @@ def score_features(features: Features, now_us: int, params: RankingParams) -> Co
     fatigue = fatigue_factor(days_since_hide, params.hide_fatigue_factor, params.hide_fatigue_days)
     network = params.out_of_network_factor if features.out_of_network else 1.0
     score = (
-        params.weight_freshness * freshness + params.weight_engagement * engagement + params.weight_affinity * affinity
-    ) * network * fatigue
+        (
+            params.weight_freshness * freshness
+            + params.weight_engagement * engagement
+            + params.weight_affinity * affinity
+        )
+        * network
+        * fatigue
+    )
     return Components(freshness, engagement, affinity, fatigue, network, score)

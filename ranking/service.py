@@ -84,8 +84,9 @@ def exclusion_reason(candidate: ScoredCandidate) -> str | None:
     return None
 
 
-def arrange_candidates(candidates: list[ScoredCandidate], params: RankingParams) -> tuple[
-        list[ScoredCandidate], list[DroppedCandidate], bool, int]:
+def arrange_candidates(
+    candidates: list[ScoredCandidate], params: RankingParams
+) -> tuple[list[ScoredCandidate], list[DroppedCandidate], bool, int]:
     """Steps 2-4 (pure): (feed, dropped, cold_start, duplicates) from candidates best first."""
     dropped: list[DroppedCandidate] = []
     eligible: list[ScoredCandidate] = []
@@ -103,7 +104,9 @@ def arrange_candidates(candidates: list[ScoredCandidate], params: RankingParams)
         # after two posts: rank trending on its undiscounted score instead
         eligible.sort(key=lambda c: (-undiscounted_score(c), -c.post_id))
     rules = diversity.Rules(
-        feed_length=params.feed_length, author_cap=params.author_cap, author_cap_window=params.author_cap_window,
+        feed_length=params.feed_length,
+        author_cap=params.author_cap,
+        author_cap_window=params.author_cap_window,
         max_out_of_network_in_a_row=None if cold_start else params.max_out_of_network_in_a_row,
     )
     arrangement = diversity.arrange(eligible, rules)
@@ -127,13 +130,20 @@ def rank_feed(user_id: int, now: datetime, profile: RankingParams, runner: Query
     metrics.RANKING_DURATION.labels(part="query").observe(query_seconds)
     metrics.RANKING_DURATION.labels(part="total").observe(total_seconds)
     return RankedFeed(
-        user_id=user_id, profile=profile, now=now, items=items, dropped=dropped, cold_start=cold_start,
-        query_seconds=query_seconds, total_seconds=total_seconds,
+        user_id=user_id,
+        profile=profile,
+        now=now,
+        items=items,
+        dropped=dropped,
+        cold_start=cold_start,
+        query_seconds=query_seconds,
+        total_seconds=total_seconds,
     )
 
 
-def _count(candidates: list[ScoredCandidate], items: list[RankedItem], dropped: list[DroppedCandidate],
-           duplicates: int) -> None:
+def _count(
+    candidates: list[ScoredCandidate], items: list[RankedItem], dropped: list[DroppedCandidate], duplicates: int
+) -> None:
     out_of_network = sum(1 for c in candidates if c.out_of_network)
     metrics.RANKING_POSTS_FETCHED.labels(source="in_network").inc(len(candidates) - out_of_network)
     metrics.RANKING_POSTS_FETCHED.labels(source="out_of_network").inc(out_of_network)

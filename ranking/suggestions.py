@@ -31,8 +31,13 @@ def suggested_authors(user_id: int, limit: int = 20) -> list[int]:
     inactive = User.objects.filter(is_active=False).values("pk")
 
     def top(follows) -> list[int]:
-        rows = (follows.exclude(followee_id__in=excluded).exclude(followee_id__in=inactive)
-                .values("followee_id").annotate(n=Count("id")).order_by("-n", "followee_id")[:limit])
+        rows = (
+            follows.exclude(followee_id__in=excluded)
+            .exclude(followee_id__in=inactive)
+            .values("followee_id")
+            .annotate(n=Count("id"))
+            .order_by("-n", "followee_id")[:limit]
+        )
         return [row["followee_id"] for row in rows]
 
     suggestions = top(Follow.objects.filter(follower_id__in=followed)) if followed else []
@@ -72,12 +77,14 @@ def active_user_ids(since: datetime, limit: int, readers: Iterable[int] = ()) ->
     ]
     recent = User.objects.filter(last_login__gte=since).values_list("pk").union(*sources)  # UNION: distinct ids
     recent_ids = {user_id for (user_id,) in recent} | set(readers)
-    return list(User.objects.filter(pk__in=recent_ids, is_active=True).order_by("pk")
-                .values_list("pk", flat=True)[:limit])
+    return list(
+        User.objects.filter(pk__in=recent_ids, is_active=True).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
 
 
-def refresh_suggestions(client: redis.Redis, now: datetime, *, active_window_seconds: int, max_users: int,
-                        size: int, ttl_seconds: int) -> int:
+def refresh_suggestions(
+    client: redis.Redis, now: datetime, *, active_window_seconds: int, max_users: int, size: int, ttl_seconds: int
+) -> int:
     """Store `size` suggestions for each active user: a feed reader, a login or a
     write within the window (idempotent: each list is replaced); returns how many
     users got one. Written in chunks, so a run cut
@@ -88,7 +95,7 @@ def refresh_suggestions(client: redis.Redis, now: datetime, *, active_window_sec
     user_ids = active_user_ids(since, max_users, readers)
     for start in range(0, len(user_ids), _STORE_CHUNK):
         pipe = client.pipeline(transaction=False)
-        for user_id in user_ids[start:start + _STORE_CHUNK]:
+        for user_id in user_ids[start : start + _STORE_CHUNK]:
             pipe.set(suggestions_key(user_id), json.dumps(suggested_authors(user_id, size)), ex=ttl_seconds)
         pipe.execute()
     return len(user_ids)
@@ -115,9 +122,12 @@ def visible_authors(user_id: int, author_ids: list[int]) -> list[User]:
     No follower counts: suggested authors are the most followed, so counting
     their followers reads tens of thousands of follows rows (28 ms on the demo
     graph, where this query takes about 1 ms)."""
-    rows = (User.objects.filter(pk__in=author_ids, is_active=True).exclude(pk=user_id)
-            .exclude(pk__in=Follow.objects.filter(follower_id=user_id).values("followee_id"))
-            .exclude(pk__in=Mute.objects.filter(user_id=user_id).values("muted_id")))
+    rows = (
+        User.objects.filter(pk__in=author_ids, is_active=True)
+        .exclude(pk=user_id)
+        .exclude(pk__in=Follow.objects.filter(follower_id=user_id).values("followee_id"))
+        .exclude(pk__in=Mute.objects.filter(user_id=user_id).values("muted_id"))
+    )
     by_id = {user.pk: user for user in rows}
     return [by_id[author_id] for author_id in author_ids if author_id in by_id]
 

@@ -19,9 +19,16 @@ from ranking import suggestions, trending
 
 
 @shared_task(
-    name="ranking.tasks.refresh_trending", bind=True, acks_late=True, soft_time_limit=45, time_limit=60,
-    autoretry_for=(*periodic.CLICKHOUSE_ERRORS, *periodic.REDIS_ERRORS), retry_backoff=True, retry_backoff_max=60,
-    retry_jitter=True, max_retries=5,
+    name="ranking.tasks.refresh_trending",
+    bind=True,
+    acks_late=True,
+    soft_time_limit=45,
+    time_limit=60,
+    autoretry_for=(*periodic.CLICKHOUSE_ERRORS, *periodic.REDIS_ERRORS),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
 )
 def refresh_trending(self: Task) -> dict[str, object]:
     store = periodic.task_redis()
@@ -31,8 +38,12 @@ def refresh_trending(self: Task) -> dict[str, object]:
         clickhouse = periodic.clickhouse_client()
         try:
             post_ids = trending.refresh_trending(
-                clickhouse, store, timezone.now(), window_hours=settings.TRENDING_WINDOW_HOURS,
-                limit=settings.TRENDING_LIMIT, ttl_seconds=settings.TRENDING_TTL_SECONDS,
+                clickhouse,
+                store,
+                timezone.now(),
+                window_hours=settings.TRENDING_WINDOW_HOURS,
+                limit=settings.TRENDING_LIMIT,
+                ttl_seconds=settings.TRENDING_TTL_SECONDS,
             )
         finally:
             clickhouse.disconnect()
@@ -40,9 +51,16 @@ def refresh_trending(self: Task) -> dict[str, object]:
 
 
 @shared_task(
-    name="ranking.tasks.refresh_suggested_users", bind=True, acks_late=True, soft_time_limit=240, time_limit=270,
-    autoretry_for=(*periodic.POSTGRES_ERRORS, *periodic.REDIS_ERRORS), retry_backoff=True, retry_backoff_max=120,
-    retry_jitter=True, max_retries=5,
+    name="ranking.tasks.refresh_suggested_users",
+    bind=True,
+    acks_late=True,
+    soft_time_limit=240,
+    time_limit=270,
+    autoretry_for=(*periodic.POSTGRES_ERRORS, *periodic.REDIS_ERRORS),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
 )
 def refresh_suggested_users(self: Task) -> dict[str, object]:
     store = periodic.task_redis()
@@ -50,8 +68,11 @@ def refresh_suggested_users(self: Task) -> dict[str, object]:
         if not held:
             return SKIPPED
         users = suggestions.refresh_suggestions(
-            store, timezone.now(), active_window_seconds=settings.SUGGESTIONS_ACTIVE_WINDOW_SECONDS,
-            max_users=settings.SUGGESTIONS_REFRESH_MAX_USERS, size=settings.SUGGESTIONS_MAX_LIMIT,
+            store,
+            timezone.now(),
+            active_window_seconds=settings.SUGGESTIONS_ACTIVE_WINDOW_SECONDS,
+            max_users=settings.SUGGESTIONS_REFRESH_MAX_USERS,
+            size=settings.SUGGESTIONS_MAX_LIMIT,
             ttl_seconds=settings.SUGGESTIONS_TTL_SECONDS,
         )
         return {"users": users}

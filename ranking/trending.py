@@ -55,8 +55,9 @@ def store_trending(client: redis.Redis, post_ids: list[int], ttl_seconds: int) -
     client.set(trending_key(), json.dumps(post_ids), ex=ttl_seconds)
 
 
-def refresh_trending(runner: QueryRunner, client: redis.Redis, now: datetime, *, window_hours: int, limit: int,
-                     ttl_seconds: int) -> list[int]:
+def refresh_trending(
+    runner: QueryRunner, client: redis.Redis, now: datetime, *, window_hours: int, limit: int, ttl_seconds: int
+) -> list[int]:
     """Compute the trending posts and store their ids (idempotent: the list is replaced); returns them."""
     post_ids = [post.post_id for post in fetch_trending(runner, now, window_hours, limit)]
     store_trending(client, post_ids, ttl_seconds)

@@ -42,8 +42,11 @@ class ExplainView(APIView):
             OpenApiParameter("post_id", OpenApiTypes.INT64, required=True, description="Which post."),
         ],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Status (ranked, dropped, not_a_candidate), "
-                                 "rank, reason, components, weights, features, score."),
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Status (ranked, dropped, not_a_candidate), "
+                "rank, reason, components, weights, features, score.",
+            ),
             400: OpenApiResponse(description="Missing or malformed user_id/post_id."),
             403: OpenApiResponse(description="Not a staff user."),
             404: OpenApiResponse(description="No such user or post."),
@@ -60,8 +63,11 @@ class ExplainView(APIView):
             feed = rank_feed(user.pk, timezone.now(), profile_for_user(user.pk), runner)
             state = fetch_post_state(runner, user.pk, post.pk)
         except _RANKER_UNAVAILABLE as exc:
-            return Response({"detail": f"ClickHouse is unavailable, explain cannot rank now: {type(exc).__name__}"},
-                            status=503, headers={"Retry-After": str(int(settings.CIRCUIT_BREAKER.cool_down_seconds))})
+            return Response(
+                {"detail": f"ClickHouse is unavailable, explain cannot rank now: {type(exc).__name__}"},
+                status=503,
+                headers={"Retry-After": str(int(settings.CIRCUIT_BREAKER.cool_down_seconds))},
+            )
         return Response(explain_post(feed, post.pk, state))
 
 
@@ -79,8 +85,8 @@ class SuggestionsView(APIView):
             401: OpenApiResponse(description="No or bad credentials."),
         },
         description="Authors to follow: friends of friends, then the most followed; never yourself, someone you "
-                    "follow or mute, or an inactive account. Precomputed for active users, checked against your "
-                    "follows and mutes of the moment.",
+        "follow or mute, or an inactive account. Precomputed for active users, checked against your "
+        "follows and mutes of the moment.",
     )
     def get(self, request: Request) -> Response:
         query = SuggestionsQuerySerializer(data=request.query_params)

@@ -6,7 +6,9 @@ from django.core.exceptions import ImproperlyConfigured
 from nova.env import env_bool, env_int, env_list, env_secret, parse_database_url
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("ON", True), ("0", False), ("no", False), ("", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("1", True), ("true", True), ("ON", True), ("0", False), ("no", False), ("", False)]
+)
 def test_env_bool(monkeypatch, raw, expected) -> None:
     monkeypatch.setenv("X_FLAG", raw)
     assert env_bool("X_FLAG", not expected) is expected
@@ -40,7 +42,13 @@ def test_env_secret_reads_file(monkeypatch, tmp_path) -> None:
 
 def test_parse_database_url() -> None:
     db = parse_database_url("DATABASE_URL", "postgres://u:p%40ss@db.example:5433/nova?sslmode=require")
-    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == ("nova", "u", "p@ss", "db.example", "5433")
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "nova",
+        "u",
+        "p@ss",
+        "db.example",
+        "5433",
+    )
     assert db["OPTIONS"] == {"sslmode": "require"}
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
         parse_database_url("DATABASE_URL", "mysql://x/y")

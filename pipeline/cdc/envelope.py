@@ -143,7 +143,9 @@ def snapshot_record(
     relation: Relation, row: dict[str, Any], source: SourceInfo, lsn: int, snapshot: str, ts_ms: int
 ) -> Record:
     """A row read by the initial snapshot -> `op: r` (snapshot is "true" or "last")."""
-    return Record(relation.name, primary_key(relation, row), envelope(relation, "r", None, row, source, lsn, snapshot, ts_ms))
+    return Record(
+        relation.name, primary_key(relation, row), envelope(relation, "r", None, row, source, lsn, snapshot, ts_ms)
+    )
 
 
 def truncate_record(relation: Relation, source: SourceInfo, lsn: int, ts_ms: int) -> Record:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import struct
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Union
 
 # PostgreSQL epoch (2000-01-01) in microseconds after the Unix epoch.
@@ -145,8 +145,10 @@ class _Reader:
     def _take(self, n: int) -> bytes:
         end = self.pos + n
         if end > len(self.data):
-            raise ProtocolError(f"message truncated: wanted {n} bytes at offset {self.pos}, have {len(self.data) - self.pos}")
-        chunk = self.data[self.pos:end]
+            raise ProtocolError(
+                f"message truncated: wanted {n} bytes at offset {self.pos}, have {len(self.data) - self.pos}"
+            )
+        chunk = self.data[self.pos : end]
         self.pos = end
         return chunk
 
@@ -175,7 +177,7 @@ class _Reader:
         end = self.data.find(b"\0", self.pos)
         if end < 0:
             raise ProtocolError(f"unterminated string at offset {self.pos}")
-        text = self.data[self.pos:end].decode("utf-8")
+        text = self.data[self.pos : end].decode("utf-8")
         self.pos = end + 1
         return text
 
@@ -216,8 +218,12 @@ def parse_message(data: bytes) -> Message:
     if tag == "B":
         message = Begin(final_lsn=r.uint64(), commit_ts_micros=pg_timestamp_to_unix_micros(r.int64()), xid=r.uint32())
     elif tag == "C":
-        message = Commit(flags=r.int8(), commit_lsn=r.uint64(), end_lsn=r.uint64(),
-                         commit_ts_micros=pg_timestamp_to_unix_micros(r.int64()))
+        message = Commit(
+            flags=r.int8(),
+            commit_lsn=r.uint64(),
+            end_lsn=r.uint64(),
+            commit_ts_micros=pg_timestamp_to_unix_micros(r.int64()),
+        )
     elif tag == "O":
         message = Origin(commit_lsn=r.uint64(), name=r.string())
     elif tag == "R":
@@ -225,7 +231,9 @@ def parse_message(data: bytes) -> Message:
         columns = []
         for _ in range(r.int16()):
             flags = r.int8()
-            columns.append(Column(name=r.string(), type_oid=r.uint32(), type_modifier=r.int32(), is_key=bool(flags & 1)))
+            columns.append(
+                Column(name=r.string(), type_oid=r.uint32(), type_modifier=r.int32(), is_key=bool(flags & 1))
+            )
         message = Relation(oid=oid, namespace=namespace, name=name, replica_identity=identity, columns=tuple(columns))
     elif tag == "Y":
         message = TypeMessage(oid=r.uint32(), namespace=r.string(), name=r.string())
@@ -253,8 +261,11 @@ def parse_message(data: bytes) -> Message:
     elif tag == "T":
         count = r.int32()
         options = r.int8()
-        message = Truncate(relation_oids=tuple(r.uint32() for _ in range(count)),
-                           cascade=bool(options & 1), restart_identity=bool(options & 2))
+        message = Truncate(
+            relation_oids=tuple(r.uint32() for _ in range(count)),
+            cascade=bool(options & 1),
+            restart_identity=bool(options & 2),
+        )
     elif tag == "M":
         flags = r.int8()
         lsn = r.uint64()
@@ -287,13 +298,13 @@ def _iso_utc(text: str) -> str:
         raise ProtocolError(f"BC timestamps are not supported: {text!r}")
     # Postgres prints offsets as "+00" or "+05:30"; Python 3.11 parses both
     parsed = datetime.fromisoformat(text)
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _timestamp_micros(text: str) -> int:
     """timestamp without time zone -> Debezium io.debezium.time.MicroTimestamp (epoch micros)."""
-    parsed = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-    delta = parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    parsed = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    delta = parsed - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

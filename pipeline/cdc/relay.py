@@ -411,8 +411,14 @@ class Relay:
         key = orjson.dumps(record.key) if record.key is not None else None
         value = orjson.dumps(record.value) if record.value is not None else None
         op = record.value["op"] if record.value is not None else "tombstone"
-        produce_waiting(self.producer, self._topics[record.table], key, value, poll_seconds=0.1,
-                        on_delivery=partial(self._on_delivery, record.table, op))
+        produce_waiting(
+            self.producer,
+            self._topics[record.table],
+            key,
+            value,
+            poll_seconds=0.1,
+            on_delivery=partial(self._on_delivery, record.table, op),
+        )
 
     def _flush(self, timeout: float = 30.0) -> None:
         assert self.producer is not None
@@ -430,7 +436,12 @@ def with_backoff(attempt: int, max_backoff: float) -> float:
 RETRYABLE: tuple[type[BaseException], ...] = (psycopg.OperationalError, DeliveryFailed, KafkaException)
 
 
-def run(relay: Relay, should_stop: Callable[[], bool], force_snapshot: bool = False, sleep: Callable[[float], None] = time.sleep) -> None:
+def run(
+    relay: Relay,
+    should_stop: Callable[[], bool],
+    force_snapshot: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Set up, snapshot if due, then pump until told to stop; reconnect with backoff."""
     attempt = 0
     set_up = False

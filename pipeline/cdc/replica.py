@@ -17,7 +17,7 @@ stream has not touched and never overwrites a streamed one (docs/architecture/cd
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Union
 
 import orjson
@@ -27,7 +27,7 @@ from nova.clickhouse import DATETIME_MAX_SECONDS, DATETIME_MIN_SECONDS, INT64_MA
 SNAPSHOT_VERSION = 0
 # what Debezium puts in a column it could not read (unchanged TOAST, no old image)
 DEBEZIUM_UNAVAILABLE = "__debezium_unavailable_value"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class InvalidChange(ValueError):
@@ -38,10 +38,21 @@ class InvalidChange(ValueError):
 
 # column kinds: "int", "str", "bool", "ts" (timestamptz, NOT NULL), "ts?" (nullable)
 REPLICA_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "users": (("id", "int"), ("username", "str"), ("display_name", "str"), ("date_joined", "ts"), ("is_active", "bool")),
+    "users": (
+        ("id", "int"),
+        ("username", "str"),
+        ("display_name", "str"),
+        ("date_joined", "ts"),
+        ("is_active", "bool"),
+    ),
     "posts": (
-        ("id", "int"), ("author_id", "int"), ("body", "str"), ("media_url", "str"),
-        ("created_at", "ts"), ("updated_at", "ts"), ("deleted_at", "ts?"),
+        ("id", "int"),
+        ("author_id", "int"),
+        ("body", "str"),
+        ("media_url", "str"),
+        ("created_at", "ts"),
+        ("updated_at", "ts"),
+        ("deleted_at", "ts?"),
     ),
     "follows": (("id", "int"), ("follower_id", "int"), ("followee_id", "int"), ("created_at", "ts")),
     "likes": (("id", "int"), ("user_id", "int"), ("post_id", "int"), ("created_at", "ts")),
@@ -103,7 +114,7 @@ def parse_timestamp(value: Any, column: str) -> tuple[datetime, int]:
         except ValueError:
             raise InvalidChange(f"{column}: not an ISO-8601 timestamp: {value[:40]!r}") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         delta = parsed - _EPOCH
         micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     else:
@@ -111,7 +122,7 @@ def parse_timestamp(value: Any, column: str) -> tuple[datetime, int]:
     seconds = micros // 1_000_000
     if not DATETIME_MIN_SECONDS <= seconds <= DATETIME_MAX_SECONDS or not INT64_MIN <= micros <= INT64_MAX:
         raise InvalidChange(f"{column}: timestamp {value!r} is outside ClickHouse DateTime's range")
-    return datetime.fromtimestamp(seconds, tz=timezone.utc), micros
+    return datetime.fromtimestamp(seconds, tz=UTC), micros
 
 
 def _convert(table: str, row: dict[str, Any], deleted: bool) -> list[Any]:
@@ -210,7 +221,8 @@ def covered_by_truncate(changes: list[RowChange], truncations: dict[str, int]) -
     made before it may sit unconsumed in another partition and be applied later.
     """
     return [
-        change for change in changes
+        change
+        for change in changes
         if change.table in truncations and change.position is not None and change.position < truncations[change.table]
     ]
 

@@ -52,6 +52,7 @@ register(
     )
 )
 
+
 # ---------------------------------------------------------------- events (pipeline/consumers/events.py)
 def _events_handler() -> Handler[Any]:
     from pipeline.consumers.events import build_events_handler

@@ -57,7 +57,9 @@ class ConsumerCommand(BaseCommand):
         exposition.serve(settings.CONSUMER_METRICS_PORTS.get(runner.spec.name, 0) if port is None else port)
         runner.install_signal_handlers()
         tune_gc_for_batches()
-        logger.info("%s: consuming %s as group %s", runner.spec.name, runner.spec.topics(settings.KAFKA), runner.spec.group_id)
+        logger.info(
+            "%s: consuming %s as group %s", runner.spec.name, runner.spec.topics(settings.KAFKA), runner.spec.group_id
+        )
         try:
             runner.run(max_seconds=options["max_seconds"])
         except DeadLetterFlood as exc:

@@ -59,7 +59,11 @@ SINK_ROW_SQL = (
 DEDUP_CHUNK = 10_000
 # insert_deduplication_token arrived in ClickHouse 22.3 (docs/ranking.md, Portability)
 DEDUP_TOKEN_MIN_VERSION = (22, 3)
-_PARTITION, _OFFSET, _GENERATION = ROW_COLUMNS.index("_partition"), ROW_COLUMNS.index("_offset"), ROW_COLUMNS.index("_generation")
+_PARTITION, _OFFSET, _GENERATION = (
+    ROW_COLUMNS.index("_partition"),
+    ROW_COLUMNS.index("_offset"),
+    ROW_COLUMNS.index("_generation"),
+)
 _RECEIVED_MS, _TOPIC = ROW_COLUMNS.index("received_at_ms"), ROW_COLUMNS.index("_topic")
 _USER_ID = ROW_COLUMNS.index("user_id")
 
@@ -80,8 +84,13 @@ def latest_sink_offsets(rows: list[tuple[int, int, int]]) -> dict[int, tuple[int
     return latest
 
 
-def start_position(sink: tuple[int, int] | None, sink_message_in_log: bool, committed: int,
-                   end: int, committed_generation: int | None = None) -> tuple[int, int, bool]:
+def start_position(
+    sink: tuple[int, int] | None,
+    sink_message_in_log: bool,
+    committed: int,
+    end: int,
+    committed_generation: int | None = None,
+) -> tuple[int, int, bool]:
     """(generation, start offset, topic recreated?) for one partition on assignment.
 
     `sink` is (generation, max offset) from ClickHouse; `sink_message_in_log`
@@ -147,8 +156,9 @@ class EventsHandler:
 
     name = "events"
 
-    def __init__(self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *,
-                 faults: Faults = NO_FAULTS) -> None:
+    def __init__(
+        self, clickhouse: Client, dedup: EventDedup, probe: PartitionProbe, *, faults: Faults = NO_FAULTS
+    ) -> None:
         self.clickhouse = clickhouse
         self.dedup = dedup
         self.probe = probe
@@ -225,7 +235,10 @@ class EventsHandler:
         metrics.SOURCE_TOPIC_RESETS.labels(self.name, topic).inc()
         logger.error(
             "events: %s[%d] was RECREATED (%s): consuming the new log from its start as generation %d",
-            topic, partition, why, self._generation[key],
+            topic,
+            partition,
+            why,
+            self._generation[key],
         )
 
     # -------------------------------------------------------------- write
@@ -241,7 +254,7 @@ class EventsHandler:
         seen: list[Seen] = []
         for start in range(0, len(items), DEDUP_CHUNK):
             # one Lua call blocks Redis while it runs: keep each call short
-            chunk = items[start:start + DEDUP_CHUNK]
+            chunk = items[start : start + DEDUP_CHUNK]
             marks = [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk]
             seen += self.dedup.classify([(row[_USER_ID], row[0].hex) for row in chunk], marks)
         rows = [row for row, verdict in zip(items, seen) if verdict is not Seen.RETRY]
@@ -278,12 +291,17 @@ class EventsHandler:
         """
         if not rows:
             return rows
-        held = {(partition, generation): offset for partition, generation, offset
-                in self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": rows[0][_TOPIC]})}
+        held = {
+            (partition, generation): offset
+            for partition, generation, offset in self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": rows[0][_TOPIC]})
+        }
         missing = [row for row in rows if row[_OFFSET] > held.get((row[_PARTITION], row[_GENERATION]), -1)]
         if len(missing) < len(rows):
-            logger.warning("events: %d of %d rows of a retried insert are already in ClickHouse: not inserted again",
-                           len(rows) - len(missing), len(rows))
+            logger.warning(
+                "events: %d of %d rows of a retried insert are already in ClickHouse: not inserted again",
+                len(rows) - len(missing),
+                len(rows),
+            )
         return missing
 
     def _maybe_crash(self, point: str, batch: int) -> None:
@@ -318,8 +336,10 @@ class EventsHandler:
            say so loudly and read the new log from its start as a new generation.
         """
         positions: dict[tuple[str, int], int] = {}
-        committed = {(tp.topic, tp.partition): (tp.offset, commit_generation(tp.metadata))
-                     for tp in consumer.committed(partitions, timeout=10)}
+        committed = {
+            (tp.topic, tp.partition): (tp.offset, commit_generation(tp.metadata))
+            for tp in consumer.committed(partitions, timeout=10)
+        }
         with self.probe:
             for topic in sorted({tp.topic for tp in partitions}):
                 sink = latest_sink_offsets(self.clickhouse.execute(SINK_OFFSETS_SQL, {"topic": topic}))
@@ -336,8 +356,12 @@ class EventsHandler:
                     if recreated:
                         assert held is not None
                         self._generation[key] = generation - 1
-                        self._topic_recreated(topic, tp.partition, f"ClickHouse holds offset {held[1]} of generation "
-                                                                   f"{held[0]}, the partition ends at {end} without it")
+                        self._topic_recreated(
+                            topic,
+                            tp.partition,
+                            f"ClickHouse holds offset {held[1]} of generation "
+                            f"{held[0]}, the partition ends at {end} without it",
+                        )
                     self._generation[key] = generation
                     if not self.faults.no_sink_seek:
                         positions[key] = position
@@ -347,8 +371,14 @@ class EventsHandler:
         generation, max_offset = held
         if max_offset < low <= end and end > max_offset + 1:
             # retention removed it: the log is older than our last write, not new
-            logger.warning("events: %s[%d]: offset %d is below the log start %d (retention); keeping generation %d",
-                           topic, partition, max_offset, low, generation)
+            logger.warning(
+                "events: %s[%d]: offset %d is below the log start %d (retention); keeping generation %d",
+                topic,
+                partition,
+                max_offset,
+                low,
+                generation,
+            )
             return True
         message = self.probe.message_at(topic, partition, max_offset, end)
         if message is None:
@@ -357,10 +387,18 @@ class EventsHandler:
             row = message_to_row(message.value(), topic, partition, max_offset, generation)
         except ValueError:
             return False
-        found = self.clickhouse.execute(SINK_ROW_SQL, {
-            "user_id": row[ROW_COLUMNS.index("user_id")], "ts": row[ROW_COLUMNS.index("ts")], "event_id": str(row[0]),
-            "topic": topic, "partition": partition, "offset": max_offset, "generation": generation,
-        })
+        found = self.clickhouse.execute(
+            SINK_ROW_SQL,
+            {
+                "user_id": row[ROW_COLUMNS.index("user_id")],
+                "ts": row[ROW_COLUMNS.index("ts")],
+                "event_id": str(row[0]),
+                "topic": topic,
+                "partition": partition,
+                "offset": max_offset,
+                "generation": generation,
+            },
+        )
         if found and found[0][0]:
             self._anchor[(topic, partition)] = (max_offset, row[0])  # what check_sources checks from now on
             return True
@@ -373,7 +411,11 @@ def build_events_handler(faults: Faults = NO_FAULTS) -> EventsHandler:
     from nova.clickhouse import make_client
 
     clickhouse = make_client(settings.CLICKHOUSE, timeout=settings.CLICKHOUSE.send_receive_timeout)
-    dedup = EventDedup(settings.EVENTS_DEDUP_REDIS_URL, settings.REDIS_KEY_PREFIX, settings.EVENTS_DEDUP_TTL_SECONDS,
-                       mark_identity=not faults.no_mark_identity)
+    dedup = EventDedup(
+        settings.EVENTS_DEDUP_REDIS_URL,
+        settings.REDIS_KEY_PREFIX,
+        settings.EVENTS_DEDUP_TTL_SECONDS,
+        mark_identity=not faults.no_mark_identity,
+    )
     probe = PartitionProbe(settings.KAFKA.client_config(), f"{settings.EVENTS_CONSUMER_GROUP}-probe")
     return EventsHandler(clickhouse, dedup, probe, faults=faults)

@@ -263,31 +263,36 @@ class ConsumerRunner(Generic[T]):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{spec.name}-writer")
         self._last_lag_check = 0.0
         self._last_source_check = clock()
-        self.consumer = consumer_factory({
-            **kafka.client_config(),
-            "group.id": spec.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": spec.auto_offset_reset,
-            "session.timeout.ms": kafka.session_timeout_ms,
-            "enable.partition.eof": False,
-            **spec.consumer_overrides,
-            **(consumer_overrides or {}),
-        })
-        self.dlq_producer = producer_factory({
-            **kafka.client_config(),
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-        })
+        self.consumer = consumer_factory(
+            {
+                **kafka.client_config(),
+                "group.id": spec.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": spec.auto_offset_reset,
+                "session.timeout.ms": kafka.session_timeout_ms,
+                "enable.partition.eof": False,
+                **spec.consumer_overrides,
+                **(consumer_overrides or {}),
+            }
+        )
+        self.dlq_producer = producer_factory(
+            {
+                **kafka.client_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 5,
+            }
+        )
         self.dlq_topic = spec.dlq_topic(kafka)
 
     # ------------------------------------------------------------------ loop
     def run(self, max_seconds: float | None = None) -> None:
         """Consume until stopped (SIGTERM/SIGINT, `stop()`, or max_seconds)."""
         self._deadline = None if max_seconds is None else self.clock() + max_seconds
-        self.consumer.subscribe(self.spec.topics(self.kafka), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_lost)
+        self.consumer.subscribe(
+            self.spec.topics(self.kafka), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         try:
             while not self.stop_requested:
                 self.poll_step()
@@ -412,8 +417,9 @@ class ConsumerRunner(Generic[T]):
 
         return not batch.items or self._retry(run, "prepare", attempts)
 
-    def _write_prepared(self, batch: _Batch[T], prepared: Future[bool], previous: Future[bool] | None,
-                        attempts: int | None) -> bool:
+    def _write_prepared(
+        self, batch: _Batch[T], prepared: Future[bool], previous: Future[bool] | None, attempts: int | None
+    ) -> bool:
         # a batch that gave up leaves its offsets unwritten: writing the one
         # behind it would move the sink's offsets past them, and the next start
         # (which seeks past the sink's offsets) would never read them again
@@ -454,8 +460,9 @@ class ConsumerRunner(Generic[T]):
         except RowsRejected as exc:
             if end - start > 1:
                 middle = (start + end) // 2
-                return (self._write_span(batch, start, middle, attempts)
-                        and self._write_span(batch, middle, end, attempts))
+                return self._write_span(batch, start, middle, attempts) and self._write_span(
+                    batch, middle, end, attempts
+                )
             dead_letter = (batch.messages[start], f"rejected by the sink: {exc}")
             self._check_dead_letter_ratio(batch, dead_letter)
             batch.rejected += 1
@@ -520,8 +527,9 @@ class ConsumerRunner(Generic[T]):
                 f"{reason}); stopping instead of draining the topic into the DLQ"
             )
 
-    def _retry(self, action: Callable[[], None], what: str, attempts: int | None,
-               passes: tuple[type[Exception], ...] = ()) -> bool:
+    def _retry(
+        self, action: Callable[[], None], what: str, attempts: int | None, passes: tuple[type[Exception], ...] = ()
+    ) -> bool:
         """Run `action` until it succeeds; False if attempts ran out or a stop came.
         `passes`: exceptions that are no failure of the sink, raised to the caller."""
         delay = self.options.retry_initial_seconds
@@ -550,15 +558,24 @@ class ConsumerRunner(Generic[T]):
 
         for message, reason in batch.dead_letters:
             self.dlq_producer.produce(
-                self.dlq_topic, key=message.key(), value=message.value(),
-                headers=dead_letter_headers(message, reason), on_delivery=on_delivery,
+                self.dlq_topic,
+                key=message.key(),
+                value=message.value(),
+                headers=dead_letter_headers(message, reason),
+                on_delivery=on_delivery,
             )
         remaining = self.dlq_producer.flush(30)
         if remaining or failures:
             raise RuntimeError(f"DLQ {self.dlq_topic}: {remaining} unacknowledged, errors: {failures[:3]}")
         for message, reason in batch.dead_letters:
-            logger.warning("%s: dead-lettered %s[%d]@%d: %s", self.spec.name,
-                           message.topic(), message.partition(), message.offset(), reason)
+            logger.warning(
+                "%s: dead-lettered %s[%d]@%d: %s",
+                self.spec.name,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                reason,
+            )
         metrics.DLQ_MESSAGES.labels(self.spec.name, self.dlq_topic).inc(len(batch.dead_letters))
         # only the DLQ copies of *this* batch were acknowledged; a later retry
         # of the same batch must not produce them again
@@ -566,8 +583,10 @@ class ConsumerRunner(Generic[T]):
         batch.dead_letters = []
 
     def _commit(self, batch: _Batch[T]) -> None:
-        offsets = [TopicPartition(topic, partition, offset, batch.commit_metadata.get((topic, partition), ""))
-                   for (topic, partition), offset in batch.next_offsets.items()]
+        offsets = [
+            TopicPartition(topic, partition, offset, batch.commit_metadata.get((topic, partition), ""))
+            for (topic, partition), offset in batch.next_offsets.items()
+        ]
         if not offsets:
             return
         try:
@@ -617,8 +636,12 @@ class ConsumerRunner(Generic[T]):
         self._batch = _Batch()
         self._write_gave_up = False
         self._forget_lag(lost)
-        logger.warning("%s: assignment LOST %s: %d messages read and not yet written are abandoned (the next "
-                       "owner reads them)", self.spec.name, sorted(lost), dropped)
+        logger.warning(
+            "%s: assignment LOST %s: %d messages read and not yet written are abandoned (the next owner reads them)",
+            self.spec.name,
+            sorted(lost),
+            dropped,
+        )
 
     def _forget_lag(self, partitions: set[tuple[str, int]]) -> None:
         for topic, partition in partitions:
@@ -636,8 +659,10 @@ class ConsumerRunner(Generic[T]):
         looks normal. Handlers that keep offsets in their sink must not miss it.
         """
         now = self.clock()
-        if (not isinstance(self.handler, ChecksSources)
-                or now - self._last_source_check < self.options.source_check_interval_seconds):
+        if (
+            not isinstance(self.handler, ChecksSources)
+            or now - self._last_source_check < self.options.source_check_interval_seconds
+        ):
             return
         self._last_source_check = now
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
@@ -668,4 +693,3 @@ class ConsumerRunner(Generic[T]):
                 metrics.CONSUMER_LAG.labels(self.spec.name, tp.topic, str(tp.partition)).set(end - done)
         except KafkaException as exc:
             logger.debug("%s: lag check failed: %s", self.spec.name, exc)
-

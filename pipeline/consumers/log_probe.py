@@ -101,8 +101,9 @@ class PartitionProbe:
             seen = 0
             while seen < limit:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {topic}[{partition}] from offset {offset}: no answer "
-                                       f"within {self.timeout_seconds}s")
+                    raise TimeoutError(
+                        f"reading {topic}[{partition}] from offset {offset}: no answer within {self.timeout_seconds}s"
+                    )
                 message = consumer.poll(0.02)
                 if message is None:
                     continue

@@ -65,8 +65,9 @@ def mean(values: Sequence[float | None]) -> float | None:
     return sum(defined) / len(defined) if defined else None
 
 
-def ratio_of_means_interval(numerators: Sequence[float], denominators: Sequence[float], *, resamples: int,
-                            seed: int, confidence: float = 0.95) -> tuple[float, float] | None:
+def ratio_of_means_interval(
+    numerators: Sequence[float], denominators: Sequence[float], *, resamples: int, seed: int, confidence: float = 0.95
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval of mean(numerators) / mean(denominators),
     resampling users in pairs (both feeds were ranked for the same users, so
     their errors are correlated and must move together). None when the pairs

@@ -39,8 +39,9 @@ DIVERSITY_K = 10
 # the product rule the target is stated against: at most 2 posts of one author in any top 10
 AUTHOR_LIMIT_TOP10 = 2
 CHRONOLOGICAL = "chronological"
-ENGAGEMENT_ONLY = RankingParams(name="engagement_only", weight_freshness=0.0, weight_engagement=1.0,
-                                weight_affinity=0.0)
+ENGAGEMENT_ONLY = RankingParams(
+    name="engagement_only", weight_freshness=0.0, weight_engagement=1.0, weight_affinity=0.0
+)
 DEFAULT_PROFILES = (
     RankingParams(),
     RankingParams(name="engagement_heavy", weight_freshness=0.2, weight_engagement=0.6, weight_affinity=0.2),
@@ -123,6 +124,7 @@ def ranked_name(profile: RankingParams) -> str:
 
 # --- pure steps ---------------------------------------------------------------
 
+
 def sample_users(simulation: Simulation, size: int) -> tuple[list[int], int]:
     """(sampled users sorted, how many were eligible): users with engagement in the
     next hours on a post that existed at `now` (without it the NEXT labels'
@@ -160,13 +162,20 @@ def score_feed(feed: Sequence[FeedPost], relevance: Mapping[int, float]) -> User
     )
 
 
-def summarize(name: str, scores: Sequence[UserScore], baseline: Sequence[UserScore], *, seed: int,
-              resamples: int = BOOTSTRAP_RESAMPLES) -> FeedSummary:
+def summarize(
+    name: str,
+    scores: Sequence[UserScore],
+    baseline: Sequence[UserScore],
+    *,
+    seed: int,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> FeedSummary:
     """One feed's means over users; the NDCG ratio to `baseline` (the same users, in the same order)."""
     ndcg = metrics.mean([s.ndcg for s in scores])
     baseline_ndcg = metrics.mean([s.ndcg for s in baseline])
-    pairs = [(s.ndcg, b.ndcg) for s, b in zip(scores, baseline, strict=True)
-             if s.ndcg is not None and b.ndcg is not None]
+    pairs = [
+        (s.ndcg, b.ndcg) for s, b in zip(scores, baseline, strict=True) if s.ndcg is not None and b.ndcg is not None
+    ]
     maxima = [s.max_per_author for s in scores if s.max_per_author is not None]
     return FeedSummary(
         name=name,
@@ -180,14 +189,17 @@ def summarize(name: str, scores: Sequence[UserScore], baseline: Sequence[UserSco
         mean_length=metrics.mean([float(s.length) for s in scores]),
         ndcg_ratio=ndcg / baseline_ndcg if ndcg is not None and baseline_ndcg else None,
         ndcg_ratio_interval=metrics.ratio_of_means_interval(
-            [p[0] for p in pairs], [p[1] for p in pairs], resamples=resamples, seed=seed),
+            [p[0] for p in pairs], [p[1] for p in pairs], resamples=resamples, seed=seed
+        ),
     )
 
 
 # --- the run (I/O) ------------------------------------------------------------
 
-def rank_user(runner: QueryRunner, simulation: Simulation, user_id: int,
-              profiles: Sequence[RankingParams]) -> dict[str, list[FeedPost]]:
+
+def rank_user(
+    runner: QueryRunner, simulation: Simulation, user_id: int, profiles: Sequence[RankingParams]
+) -> dict[str, list[FeedPost]]:
     """Every feed of one user at `now`: each profile's, engagement-only, chronological."""
     feeds: dict[str, list[FeedPost]] = {}
     first: RankedFeed | None = None
@@ -201,10 +213,15 @@ def rank_user(runner: QueryRunner, simulation: Simulation, user_id: int,
     return feeds
 
 
-def run_evaluation(runner: QueryRunner, simulation: Simulation, *,
-                   profiles: Sequence[RankingParams] = DEFAULT_PROFILES, sample_size: int = DEFAULT_SAMPLE,
-                   resamples: int = BOOTSTRAP_RESAMPLES,
-                   progress: Callable[[int, int], None] | None = None) -> EvaluationReport:
+def run_evaluation(
+    runner: QueryRunner,
+    simulation: Simulation,
+    *,
+    profiles: Sequence[RankingParams] = DEFAULT_PROFILES,
+    sample_size: int = DEFAULT_SAMPLE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationReport:
     """Steps 1-4 of the module docstring; `runner` is bound to an empty, migrated database."""
     if not profiles:
         raise ValueError("at least one ranking profile is needed")
@@ -218,8 +235,7 @@ def run_evaluation(runner: QueryRunner, simulation: Simulation, *,
 
     users, eligible = sample_users(simulation, sample_size)
     feed_names = (*names, ENGAGEMENT_ONLY.name, CHRONOLOGICAL)
-    scores: dict[str, dict[str, list[UserScore]]] = {
-        labels: {name: [] for name in feed_names} for labels in LABEL_SETS}
+    scores: dict[str, dict[str, list[UserScore]]] = {labels: {name: [] for name in feed_names} for labels in LABEL_SETS}
     relevant: dict[str, list[float]] = {labels: [] for labels in LABEL_SETS}
     started = time.perf_counter()
     for done, user_id in enumerate(users, start=1):
@@ -238,14 +254,25 @@ def run_evaluation(runner: QueryRunner, simulation: Simulation, *,
 
     seed = simulation.params.seed
     results = tuple(
-        LabelResults(labels, metrics.mean(relevant[labels]), tuple(
-            summarize(name, feed_scores, by_feed[CHRONOLOGICAL], seed=seed, resamples=resamples)
-            for name, feed_scores in by_feed.items()))
+        LabelResults(
+            labels,
+            metrics.mean(relevant[labels]),
+            tuple(
+                summarize(name, feed_scores, by_feed[CHRONOLOGICAL], seed=seed, resamples=resamples)
+                for name, feed_scores in by_feed.items()
+            ),
+        )
         for labels, by_feed in scores.items()
     )
     return EvaluationReport(
-        simulation=simulation.params, profiles=tuple(profiles), sample_size=sample_size, eligible_users=eligible,
-        sampled_users=tuple(users), world=simulation.summary(), results=results, seconds=seconds,
+        simulation=simulation.params,
+        profiles=tuple(profiles),
+        sample_size=sample_size,
+        eligible_users=eligible,
+        sampled_users=tuple(users),
+        world=simulation.summary(),
+        results=results,
+        seconds=seconds,
     )
 
 
@@ -278,6 +305,7 @@ def drop_database(config: ClickHouseConfig, database: str) -> None:
 
 # --- report -------------------------------------------------------------------
 
+
 def _number(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -285,31 +313,49 @@ def _number(value: float | None, digits: int = 3) -> str:
 def format_parameters(report: EvaluationReport) -> list[str]:
     """Every value a run depends on, so it can be repeated exactly."""
     sim = report.simulation.as_dict()
-    lines = [f"seed: {report.simulation.seed}", "simulation: " + ", ".join(
-        f"{name}={value.isoformat() if hasattr(value, 'isoformat') else value}" for name, value in sim.items())]
+    lines = [
+        f"seed: {report.simulation.seed}",
+        "simulation: "
+        + ", ".join(
+            f"{name}={value.isoformat() if hasattr(value, 'isoformat') else value}" for name, value in sim.items()
+        ),
+    ]
     base = RankingParams()
-    lines.append("ranking defaults (RankingParams()): " + ", ".join(
-        f"{name}={getattr(base, name)}" for name in RankingParams.field_names()))
+    lines.append(
+        "ranking defaults (RankingParams()): "
+        + ", ".join(f"{name}={getattr(base, name)}" for name in RankingParams.field_names())
+    )
     for profile in (*report.profiles, ENGAGEMENT_ONLY):
-        changed = [f"{f.name}={getattr(profile, f.name)}" for f in fields(profile)
-                   if f.name != "name" and getattr(profile, f.name) != getattr(base, f.name)]
+        changed = [
+            f"{f.name}={getattr(profile, f.name)}"
+            for f in fields(profile)
+            if f.name != "name" and getattr(profile, f.name) != getattr(base, f.name)
+        ]
         lines.append(f"profile {profile.name}: " + (", ".join(changed) or "the defaults"))
-    lines.append(f"feeds: K={K}, diversity over the top {DIVERSITY_K}, chronological = newest in-network "
-                 f"candidates of profile {report.profiles[0].name}, not hidden/muted/seen")
-    lines.append(f"users: {len(report.sampled_users)} sampled (asked {report.sample_size}) of "
-                 f"{report.eligible_users} with engagement in the next hours on posts that existed at now; "
-                 f"sample seed '{report.simulation.seed}:sample'")
+    lines.append(
+        f"feeds: K={K}, diversity over the top {DIVERSITY_K}, chronological = newest in-network "
+        f"candidates of profile {report.profiles[0].name}, not hidden/muted/seen"
+    )
+    lines.append(
+        f"users: {len(report.sampled_users)} sampled (asked {report.sample_size}) of "
+        f"{report.eligible_users} with engagement in the next hours on posts that existed at now; "
+        f"sample seed '{report.simulation.seed}:sample'"
+    )
     for result in report.results:
-        lines.append(f"labels {result.labels}: {LABEL_SETS[result.labels]}; "
-                     f"{_number(result.relevant_per_user, 1)} relevant posts per sampled user")
+        lines.append(
+            f"labels {result.labels}: {LABEL_SETS[result.labels]}; "
+            f"{_number(result.relevant_per_user, 1)} relevant posts per sampled user"
+        )
     lines.append("world: " + ", ".join(f"{name}={value}" for name, value in report.world.items()))
     return lines
 
 
 def format_table(result: LabelResults) -> str:
-    header = (f"| feed | users | NDCG@{K} | ÷ chronological (95% CI) | hit@{K} | distinct authors top {DIVERSITY_K} "
-              f"| max posts/author top {DIVERSITY_K} | users > {AUTHOR_LIMIT_TOP10}/author | OON share top {K} "
-              "| feed length |")
+    header = (
+        f"| feed | users | NDCG@{K} | ÷ chronological (95% CI) | hit@{K} | distinct authors top {DIVERSITY_K} "
+        f"| max posts/author top {DIVERSITY_K} | users > {AUTHOR_LIMIT_TOP10}/author | OON share top {K} "
+        "| feed length |"
+    )
     rows = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for feed in result.feeds:
         ratio = _number(feed.ndcg_ratio, 2)

@@ -116,8 +116,14 @@ class SimulationParams:
             problems.append("history_days and future_hours must be > 0")
         if self.now.tzinfo is None:
             problems.append("now must be timezone-aware")
-        for name in ("posts_per_creator_day", "followees_median", "encounter_delay_mean_hours",
-                     "discovery_window_hours", "staleness_half_life_hours", "taste_shape"):
+        for name in (
+            "posts_per_creator_day",
+            "followees_median",
+            "encounter_delay_mean_hours",
+            "discovery_window_hours",
+            "staleness_half_life_hours",
+            "taste_shape",
+        ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be > 0")
         if problems:
@@ -214,9 +220,12 @@ class Simulation:
     def summary(self) -> dict[str, int]:
         future = self._future_post_ids
         counts = {
-            "users": len(self.world.users), "creators": len(self.hidden.creators),
-            "posts_history": len(self.world.posts), "posts_future": len(self.future_posts),
-            "follows": len(self.world.follows), "likes_rows": len(self.world.likes),
+            "users": len(self.world.users),
+            "creators": len(self.hidden.creators),
+            "posts_history": len(self.world.posts),
+            "posts_future": len(self.future_posts),
+            "follows": len(self.world.follows),
+            "likes_rows": len(self.world.likes),
             "comments_rows": len(self.world.comments),
         }
         for event_type in ("impression", "click", "like", "comment", "share", "hide"):
@@ -224,7 +233,8 @@ class Simulation:
         counts["labels"] = sum(len(posts) for posts in self.labels.values())
         counts["labels_rankable"] = sum(1 for posts in self.labels.values() for p in posts if p not in future)
         counts["users_with_rankable_labels"] = sum(
-            1 for posts in self.labels.values() if any(p not in future for p in posts))
+            1 for posts in self.labels.values() if any(p not in future for p in posts)
+        )
         return counts
 
 
@@ -233,24 +243,27 @@ def sigmoid(x: float) -> float:
 
 
 def click_probability(params: SimulationParams, taste: float, bond: float, quality: float, age_hours: float) -> float:
-    interest = sigmoid(params.click_base + params.click_topic * taste + params.click_bond * bond
-                       + params.click_quality * quality)
+    interest = sigmoid(
+        params.click_base + params.click_topic * taste + params.click_bond * bond + params.click_quality * quality
+    )
     return interest * 0.5 ** (max(age_hours, 0.0) / params.staleness_half_life_hours)
 
 
-def respond(rng: random.Random, params: SimulationParams, taste: float, bond: float, quality: float,
-            age_hours: float) -> Response:
+def respond(
+    rng: random.Random, params: SimulationParams, taste: float, bond: float, quality: float, age_hours: float
+) -> Response:
     """A user's answer to meeting a post `age_hours` old."""
     if rng.random() >= click_probability(params, taste, bond, quality, age_hours):
         return Response(hid=rng.random() < params.hide_rate * (1 - taste) * (1 - quality))
     return Response(
         clicked=True,
-        liked=rng.random() < sigmoid(params.like_base + params.like_topic * taste + params.like_bond * bond
-                                     + params.like_quality * quality),
-        commented=rng.random() < sigmoid(params.comment_base + params.comment_topic * taste
-                                         + params.comment_bond * bond),
-        shared=rng.random() < sigmoid(params.share_base + params.share_topic * taste
-                                      + params.share_quality * quality),
+        liked=rng.random()
+        < sigmoid(
+            params.like_base + params.like_topic * taste + params.like_bond * bond + params.like_quality * quality
+        ),
+        commented=rng.random()
+        < sigmoid(params.comment_base + params.comment_topic * taste + params.comment_bond * bond),
+        shared=rng.random() < sigmoid(params.share_base + params.share_topic * taste + params.share_quality * quality),
     )
 
 
@@ -276,9 +289,10 @@ def _generate_creators(rng: random.Random, params: SimulationParams) -> dict[int
             user_id=user_id,
             topic=rng.randrange(params.topics),
             popularity=rng.lognormvariate(0.0, params.creator_popularity_sigma),
-            posts_per_day=min(params.max_posts_per_creator_day,
-                              rng.lognormvariate(math.log(params.posts_per_creator_day),
-                                                 params.posts_per_creator_day_sigma)),
+            posts_per_day=min(
+                params.max_posts_per_creator_day,
+                rng.lognormvariate(math.log(params.posts_per_creator_day), params.posts_per_creator_day_sigma),
+            ),
             mean_quality=rng.betavariate(params.creator_quality_alpha, params.creator_quality_beta),
         )
     return creators
@@ -303,13 +317,15 @@ def _generate_posts(rng: random.Random, params: SimulationParams, creators: dict
     return posts
 
 
-def _generate_follows(rng: random.Random, params: SimulationParams, creators: dict[int, Creator],
-                      taste: dict[int, list[float]]) -> dict[int, list[int]]:
+def _generate_follows(
+    rng: random.Random, params: SimulationParams, creators: dict[int, Creator], taste: dict[int, list[float]]
+) -> dict[int, list[int]]:
     followees = {}
     for user_id in range(1, params.users + 1):
         weights = {
             c.user_id: c.popularity * (1 + params.follow_taste_weight * taste[user_id][c.topic])
-            for c in creators.values() if c.user_id != user_id
+            for c in creators.values()
+            if c.user_id != user_id
         }
         wanted = max(1, round(rng.lognormvariate(math.log(params.followees_median), params.followees_sigma)))
         followees[user_id] = _weighted_sample_without_replacement(rng, weights, min(wanted, len(weights)))
@@ -355,7 +371,7 @@ def simulate(params: SimulationParams) -> Simulation:
     # draws from the slice of posts made in the window before t in O(log n)
     cumulative = [0.0]
     for post in posts:
-        cumulative.append(cumulative[-1] + post.quality ** params.discovery_quality_power)
+        cumulative.append(cumulative[-1] + post.quality**params.discovery_quality_power)
 
     end_s = params.future_hours * 3600
     delay_rate = 1 / (params.encounter_delay_mean_hours * 3600)
@@ -389,8 +405,14 @@ def simulate(params: SimulationParams) -> Simulation:
         history = set()
         for index, at in sorted(met.items(), key=lambda item: (item[1], item[0])):
             post = posts[index]
-            response = respond(rng, params, taste[user_id][post.topic], bond.get((user_id, post.author_id), 0.0),
-                               post.quality, (at - post.at_s) / 3600)
+            response = respond(
+                rng,
+                params,
+                taste[user_id][post.topic],
+                bond.get((user_id, post.author_id), 0.0),
+                post.quality,
+                (at - post.at_s) / 3600,
+            )
             if at + ACTION_SPAN_S < 0:
                 history.add(post_ids[index])
                 _write_history(world, user_id, post_ids[index], post.author_id, moment(at), response)
@@ -399,20 +421,27 @@ def simulate(params: SimulationParams) -> Simulation:
         met_before_now[user_id] = frozenset(history)
 
     hidden = Hidden(
-        taste=taste, activity=activity, creators=creators, bond=bond,
+        taste=taste,
+        activity=activity,
+        creators=creators,
+        bond=bond,
         posts={pid: PostTruth(p.author_id, moment(p.at_s), p.topic, p.quality) for pid, p in numbered},
         met_before_now=met_before_now,
     )
     return Simulation(params, world, future_posts, labels, hidden)
 
 
-def _write_history(world: World, user_id: int, post_id: int, author_id: int, at: datetime,
-                   response: Response) -> None:
+def _write_history(world: World, user_id: int, post_id: int, author_id: int, at: datetime, response: Response) -> None:
     """A meeting before `now` as production records it: the impression and each
     action as events; likes and comments also as CDC rows (the write API's)."""
     world.events.append(WEvent(user_id, post_id, author_id, "impression", at))
-    actions = [("click", response.clicked), ("like", response.liked), ("comment", response.commented),
-               ("share", response.shared), ("hide", response.hid)]
+    actions = [
+        ("click", response.clicked),
+        ("like", response.liked),
+        ("comment", response.commented),
+        ("share", response.shared),
+        ("hide", response.hid),
+    ]
     for event_type, happened in actions:
         if happened:
             ts = at + timedelta(seconds=ACTION_OFFSET_S[event_type])

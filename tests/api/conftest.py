@@ -35,7 +35,9 @@ class World:
 def world(db) -> World:
     alice, bob, carol = (User.objects.create_user(name, password="pw") for name in ("alice", "bob", "carol"))
     return World(
-        alice=alice, bob=bob, carol=carol,
+        alice=alice,
+        bob=bob,
+        carol=carol,
         bob_post=Post.objects.create(author=bob, body="bob's post"),
         carol_post=Post.objects.create(author=carol, body="carol's post"),
         deleted_post=Post.objects.create(author=carol, body="gone", deleted_at=timezone.now()),
@@ -50,8 +52,12 @@ def kafka_topics() -> None:
 
     from nova.kafka import admin_client
 
-    ensure_topics(admin_client(settings.KAFKA), all_topics(settings.KAFKA),
-                  partitions=settings.KAFKA.partitions, replication_factor=settings.KAFKA.replication_factor)
+    ensure_topics(
+        admin_client(settings.KAFKA),
+        all_topics(settings.KAFKA),
+        partitions=settings.KAFKA.partitions,
+        replication_factor=settings.KAFKA.replication_factor,
+    )
 
 
 @pytest.fixture
@@ -66,8 +72,12 @@ def own_events_topic(settings, unique_name) -> Iterator[str]:
 
     settings.KAFKA = dataclasses.replace(settings.KAFKA, topic_prefix=unique_name)
     topic = events_topic(settings.KAFKA)
-    ensure_topics(admin_client(settings.KAFKA), [topic], partitions=settings.KAFKA.partitions,
-                  replication_factor=settings.KAFKA.replication_factor)
+    ensure_topics(
+        admin_client(settings.KAFKA),
+        [topic],
+        partitions=settings.KAFKA.partitions,
+        replication_factor=settings.KAFKA.replication_factor,
+    )
     previous, producer._publisher = producer._publisher, None
     try:
         yield topic

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -24,7 +24,7 @@ URL = "/api/v1/events/"
 
 
 def now_iso(delta: timedelta = timedelta()) -> str:
-    return (datetime.now(timezone.utc) + delta).isoformat()
+    return (datetime.now(UTC) + delta).isoformat()
 
 
 def event(post_id: int, **extra) -> dict:
@@ -38,8 +38,9 @@ def post_json(client: APIClient, body) -> object:
 # ------------------------------------------------------------------ reading the topic back
 def messages_on(topic: str, want: int, timeout: float = 10.0) -> list:
     """The messages of `topic` from its start (until `want` arrived or the time is up)."""
-    consumer = Consumer({**settings.KAFKA.client_config(), "group.id": f"probe-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {**settings.KAFKA.client_config(), "group.id": f"probe-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     found = []
@@ -146,13 +147,15 @@ def test_accepted_events_are_on_the_topic_with_server_owned_fields(world, own_ev
         event(world.bob_post.id, event_type="like", received_at="2001-01-01T00:00:00Z"),
     ]
     bad = event(world.bob_post.id, event_type="dwell")  # no dwell_ms
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     response = post_json(world.client_for(world.alice), {"events": [good[0], bad, good[1], good[2]]})
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     assert response.status_code == 202
     assert response.json() == {
-        "accepted": 3, "rejected": 1, "errors": [{"index": 1, "reason": "dwell_ms: required for a dwell event"}],
+        "accepted": 3,
+        "rejected": 1,
+        "errors": [{"index": 1, "reason": "dwell_ms: required for a dwell event"}],
     }
     messages = messages_on(own_events_topic, want=4, timeout=3.0)
     assert len(messages) == 3
@@ -182,7 +185,10 @@ def test_a_full_batch_of_500_is_accepted(world, kafka_topics) -> None:
 
 # ------------------------------------------------------------------ fuzz: never a 5xx
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**64), max_value=2**64) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False)
     | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=20,
@@ -206,8 +212,11 @@ bodies = st.fixed_dictionaries({"events": st.lists(event_like, max_size=8) | jso
 @given(body=bodies)
 def test_random_json_never_yields_a_5xx(world, kafka_topics, body) -> None:
     client = world.client_for(world.alice)
-    response = client.post(URL, data=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS) if _encodable(body)
-                           else json.dumps(body), content_type="application/json")
+    response = client.post(
+        URL,
+        data=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS) if _encodable(body) else json.dumps(body),
+        content_type="application/json",
+    )
     assert response.status_code in {202, 400, 413}, response.content
     assert response["Content-Type"] == "application/json"
 

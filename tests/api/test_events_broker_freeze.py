@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -27,15 +27,18 @@ from pipeline.topics import events_topic
 from tests.support.processes import listener_pid
 
 pytestmark = [
-    pytest.mark.requires_postgres, pytest.mark.requires_kafka, pytest.mark.requires_redis,
-    pytest.mark.requires_clickhouse, pytest.mark.slow,
+    pytest.mark.requires_postgres,
+    pytest.mark.requires_kafka,
+    pytest.mark.requires_redis,
+    pytest.mark.requires_clickhouse,
+    pytest.mark.slow,
 ]
 
 URL = "/api/v1/events/"
 
 
 def batch(post_id: int, size: int) -> list[dict]:
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     return [{"event_id": str(uuid.uuid4()), "post_id": post_id, "event_type": "view", "ts": now} for _ in range(size)]
 
 
@@ -56,8 +59,14 @@ def counts_in_clickhouse(clickhouse, event_ids: list[str]) -> dict[str, int]:
 def copies_on_topic(event_ids: set[str], timeout: float = 20.0) -> dict[str, int]:
     """How many messages of the events topic carry each of `event_ids` (whole log, to its end)."""
     topic = events_topic(settings.KAFKA)
-    consumer = Consumer({**settings.KAFKA.client_config(), "group.id": f"probe-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            **settings.KAFKA.client_config(),
+            "group.id": f"probe-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     copies: dict[str, int] = {}
@@ -97,12 +106,18 @@ def wait_for_events(clickhouse, event_ids: list[str], timeout: float) -> dict[st
 def events_consumer(clickhouse_db, kafka_topics, tmp_path):
     """`manage.py run_events_consumer` with the suite's settings and its own group."""
     log = tmp_path / "consumer.log"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
-           "EVENTS_CONSUMER_GROUP": f"freeze-{uuid.uuid4().hex[:8]}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "EVENTS_CONSUMER_GROUP": f"freeze-{uuid.uuid4().hex[:8]}",
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "run_events_consumer", "--metrics-port", "0", "--max-batch-time-ms", "200"],
-            cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield process

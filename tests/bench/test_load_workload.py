@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from load import Workload  # noqa: E402
+from load import Workload
 
 
 def kinds(workload: Workload, n: int) -> Counter:
@@ -19,8 +19,10 @@ def test_same_seed_same_requests():
     first = [(r.kind, r.user, r.path, r.event_ids, r.target) for r in (a.next() for _ in range(500))]
     second = [(r.kind, r.user, r.path, r.event_ids, r.target) for r in (b.next() for _ in range(500))]
     assert first == second
-    assert first != [(r.kind, r.user, r.path, r.event_ids, r.target)
-                     for r in (Workload(100, [1, 2, 3], seed=8).next() for _ in range(500))]
+    assert first != [
+        (r.kind, r.user, r.path, r.event_ids, r.target)
+        for r in (Workload(100, [1, 2, 3], seed=8).next() for _ in range(500))
+    ]
 
 
 def test_mix_is_80_15_5():

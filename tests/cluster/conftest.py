@@ -38,12 +38,18 @@ class LocalCluster:
         self.env = {**os.environ, "NOVA_CLUSTER_DIR": str(var_dir), "NOVA_ZK_PORT": str(free_port())}
         for server in SERVERS:
             prefix = f"NOVA_{server.upper()}"
-            self.env.update({f"{prefix}_TCP_PORT": str(self.ports[server]), f"{prefix}_HTTP_PORT": str(free_port()),
-                             f"{prefix}_INTERSERVER_PORT": str(free_port())})
+            self.env.update(
+                {
+                    f"{prefix}_TCP_PORT": str(self.ports[server]),
+                    f"{prefix}_HTTP_PORT": str(free_port()),
+                    f"{prefix}_INTERSERVER_PORT": str(free_port()),
+                }
+            )
 
     def run(self, verb: str, *servers: str) -> None:
-        result = subprocess.run(["bash", str(CLUSTER_SH), verb, *servers], env=self.env, timeout=120,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["bash", str(CLUSTER_SH), verb, *servers], env=self.env, timeout=120, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
 
     def signal(self, server: str, sig: signal.Signals) -> None:
@@ -57,15 +63,25 @@ class LocalCluster:
             time.sleep(0.1)
 
     def config(self, server: str, topology: Topology, database: str) -> ClickHouseConfig:
-        return dataclasses.replace(settings.CLICKHOUSE, port=self.ports[server], database=database,
-                                   cluster=topology.cluster, replica_path=topology.replica_path)
+        return dataclasses.replace(
+            settings.CLICKHOUSE,
+            port=self.ports[server],
+            database=database,
+            cluster=topology.cluster,
+            replica_path=topology.replica_path,
+        )
 
     def client(self, server: str, topology: Topology, database: str, **kwargs) -> Client:
         return make_client(self.config(server, topology, database), **kwargs)
 
     def runner(self, server: str, topology: Topology, database: str) -> MigrationRunner:
-        return MigrationRunner(self.client(server, topology, database), self.client(server, topology, "default"),
-                               database, settings.CLICKHOUSE_SQL_DIR, topology)
+        return MigrationRunner(
+            self.client(server, topology, database),
+            self.client(server, topology, "default"),
+            database,
+            settings.CLICKHOUSE_SQL_DIR,
+            topology,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -94,5 +110,5 @@ def cluster_db(local_cluster: LocalCluster) -> Iterator[Callable[[Topology], str
         local_cluster.run("up")  # a test may have left a server down
         local_cluster.client("ch1", topology, "default").execute(
             f"DROP DATABASE IF EXISTS `{database}` ON CLUSTER `{topology.cluster}`",
-            settings={"distributed_ddl_task_timeout": 30})
-
+            settings={"distributed_ddl_task_timeout": 30},
+        )

@@ -22,15 +22,23 @@ pytestmark = [pytest.mark.requires_cluster, pytest.mark.requires_kafka, pytest.m
 
 
 def test_events_into_the_replicated_cluster_with_a_replica_killed_mid_stream(
-        local_cluster, cluster_db, unique_name, tmp_path) -> None:
+    local_cluster, cluster_db, unique_name, tmp_path
+) -> None:
     database = cluster_db(REPLICATED)
     topics = make_topics(unique_name, partitions=2)
     plan = plan_events(3000, retry_ratio=0.05, seed=16)
     half = len(plan.messages) // 2
     # tests/settings.py names the consumer's ClickHouse database after its namespace
-    consumer = ConsumerProcess(topics, tmp_path / "consumer.log", env={
-        "NOVA_TEST_NAMESPACE": database.removeprefix("nova_"), "CLICKHOUSE_PORT": str(local_cluster.ports["ch1"]),
-        "CLICKHOUSE_CLUSTER": REPLICATED.cluster, "CLICKHOUSE_REPLICA_PATH": REPLICATED.replica_path})
+    consumer = ConsumerProcess(
+        topics,
+        tmp_path / "consumer.log",
+        env={
+            "NOVA_TEST_NAMESPACE": database.removeprefix("nova_"),
+            "CLICKHOUSE_PORT": str(local_cluster.ports["ch1"]),
+            "CLICKHOUSE_CLUSTER": REPLICATED.cluster,
+            "CLICKHOUSE_REPLICA_PATH": REPLICATED.replica_path,
+        },
+    )
     ch1 = local_cluster.client("ch1", REPLICATED, database)
     try:
         consumer.start()
@@ -46,8 +54,9 @@ def test_events_into_the_replicated_cluster_with_a_replica_killed_mid_stream(
 
         local_cluster.run("up", "ch2")
         ch2 = local_cluster.client("ch2", REPLICATED, database)
-        wait_until(lambda: totals(ch2, "_local") == totals(ch1, "_local"), 60,
-                   message="the restarted replica did not catch up")
+        wait_until(
+            lambda: totals(ch2, "_local") == totals(ch1, "_local"), 60, message="the restarted replica did not catch up"
+        )
         assert check_sink(ch2, topics.events, plan).ok
     finally:
         consumer.stop()

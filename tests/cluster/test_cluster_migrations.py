@@ -14,8 +14,13 @@ pytestmark = pytest.mark.requires_cluster
 @pytest.mark.parametrize("topology", [REPLICATED, SHARDED], ids=lambda t: t.cluster)
 def test_migrations_on_a_cluster_from_empty_then_again(local_cluster, cluster_db, topology: Topology) -> None:
     database = cluster_db(topology)
-    tables = {name for m in discover(settings.CLICKHOUSE_SQL_DIR) for s in m.statements()
-              if s.startswith("CREATE TABLE") for name in [s.split()[5]]}
+    tables = {
+        name
+        for m in discover(settings.CLICKHOUSE_SQL_DIR)
+        for s in m.statements()
+        if s.startswith("CREATE TABLE")
+        for name in [s.split()[5]]
+    }
     for server in SERVERS:
         client = local_cluster.client(server, topology, database)
         shown = {name for (name,) in client.execute("SHOW TABLES")}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.requires_cluster
 INSERT_SQL = f"INSERT INTO events ({', '.join(ROW_COLUMNS)}, _inserted_at) VALUES"
 TYPES = ["impression", "impression", "view", "click", "like", "comment", "share", "hide", "dwell"]
 INTERACTIONS = {"click", "like", "comment", "share", "dwell"}
-START = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).replace(tzinfo=None)
+START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC).replace(tzinfo=None)
 
 
 def event_block(first_offset: int, size: int = 1000) -> list[tuple]:
@@ -31,18 +31,41 @@ def event_block(first_offset: int, size: int = 1000) -> list[tuple]:
     for i in range(size):
         offset = first_offset + i
         ts = START + timedelta(seconds=offset)
-        rows.append((uuid.uuid5(uuid.NAMESPACE_OID, f"event-{offset}"), 1 + offset % 20, 100 + offset % 50,
-                     1 + offset % 7, TYPES[offset % len(TYPES)], ts, ts, int(ts.timestamp() * 1000),
-                     250 if TYPES[offset % len(TYPES)] == "dwell" else 0, offset % 10, "feed",
-                     "events", 0, offset, 0, ts))
+        rows.append(
+            (
+                uuid.uuid5(uuid.NAMESPACE_OID, f"event-{offset}"),
+                1 + offset % 20,
+                100 + offset % 50,
+                1 + offset % 7,
+                TYPES[offset % len(TYPES)],
+                ts,
+                ts,
+                int(ts.timestamp() * 1000),
+                250 if TYPES[offset % len(TYPES)] == "dwell" else 0,
+                offset % 10,
+                "feed",
+                "events",
+                0,
+                offset,
+                0,
+                ts,
+            )
+        )
     return rows
 
 
 def expected(blocks: list[list[tuple]]) -> tuple:
     rows = [row for block in blocks for row in block]
     types = [row[4] for row in rows]
-    return (len(rows), types.count("impression"), types.count("click"), types.count("like"),
-            sum(row[8] for row in rows), sum(t in INTERACTIONS for t in types), max(row[13] for row in rows))
+    return (
+        len(rows),
+        types.count("impression"),
+        types.count("click"),
+        types.count("like"),
+        sum(row[8] for row in rows),
+        sum(t in INTERACTIONS for t in types),
+        max(row[13] for row in rows),
+    )
 
 
 def totals(client, suffix: str = "") -> tuple:
@@ -50,7 +73,8 @@ def totals(client, suffix: str = "") -> tuple:
     suffix "_local": this server's replica only."""
     [(count,)] = client.execute(f"SELECT count() FROM events{suffix}")
     [(impressions, clicks, likes, dwell_ms)] = client.execute(
-        f"SELECT sum(impressions), sum(clicks), sum(likes), sum(dwell_ms_total) FROM post_engagement_hourly{suffix}")
+        f"SELECT sum(impressions), sum(clicks), sum(likes), sum(dwell_ms_total) FROM post_engagement_hourly{suffix}"
+    )
     [(interactions,)] = client.execute(f"SELECT sum(interactions) FROM user_author_affinity_daily{suffix}")
     [(max_offset,)] = client.execute(f"SELECT maxMerge(max_offset) FROM events_sink_offsets{suffix}")
     return count, impressions, clicks, likes, dwell_ms, interactions, max_offset
@@ -72,8 +96,9 @@ def test_replicas_copy_inserts_and_a_killed_replica_catches_up(local_cluster, cl
 
     local_cluster.run("up", "ch2")
     ch2 = local_cluster.client("ch2", REPLICATED, database)
-    wait_until(lambda: totals(ch2, "_local") == expected([first, second]), 60,
-               message="the restarted replica did not catch up")
+    wait_until(
+        lambda: totals(ch2, "_local") == expected([first, second]), 60, message="the restarted replica did not catch up"
+    )
     assert totals(ch2) == expected([first, second])
 
 
@@ -110,8 +135,11 @@ def test_an_insert_retried_after_a_frozen_server_is_counted_once(local_cluster, 
     ch1.execute(INSERT_SQL, later)  # the writer moves on
     for server in ("ch1", "ch2"):
         client = local_cluster.client(server, REPLICATED, database)
-        wait_until(lambda: totals(client, "_local") == expected([block, later]), 30,
-                   message=f"{server}: {totals(client, '_local')}")
+        wait_until(
+            lambda: totals(client, "_local") == expected([block, later]),
+            30,
+            message=f"{server}: {totals(client, '_local')}",
+        )
         time.sleep(1)
         assert totals(client, "_local") == expected([block, later])
 

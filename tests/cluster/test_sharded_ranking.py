@@ -35,8 +35,10 @@ def test_rank_feed_on_two_shards_equals_single_node(local_cluster, cluster_db, w
 
     for table in ("posts", "follows", "events"):  # both shards hold part of each table
         [(total,)] = sharded.execute(f"SELECT count() FROM {table}")
-        parts = [local_cluster.client(s, SHARDED, database).execute(f"SELECT count() FROM {table}_local")[0][0]
-                 for s in SERVERS]
+        parts = [
+            local_cluster.client(s, SHARDED, database).execute(f"SELECT count() FROM {table}_local")[0][0]
+            for s in SERVERS
+        ]
         assert sum(parts) == total and min(parts) > 0, (table, parts)
 
     for user_id in (USER, 2, 3, 7):

@@ -37,8 +37,13 @@ def ranks(page: dict) -> dict[int, tuple[int, float | None]]:
 
 
 def event(post_id: int, event_type: str, **extra: object) -> dict[str, object]:
-    return {"event_id": str(uuid.uuid4()), "post_id": post_id, "event_type": event_type,
-            "ts": datetime.now(UTC).isoformat(), **extra}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "post_id": post_id,
+        "event_type": event_type,
+        "ts": datetime.now(UTC).isoformat(),
+        **extra,
+    }
 
 
 def send_events(stack: Stack, token: str, events: list[dict[str, object]]) -> None:
@@ -64,23 +69,33 @@ def test_post_follow_engage_rank(stack: Stack) -> None:
     # 1. on the first page at once (read-time merge), then ranked once CDC brought the posts to ClickHouse
     first = ranks(feed(stack, bob))
     assert liked in first and newer in first, first
-    page = wait_for(lambda: (p := feed(stack, bob)) and all(ranks(p).get(i, (0, None))[1] is not None
-                                                              for i in posts) and p,
-                    60, "both posts ranked from ClickHouse")
+    page = wait_for(
+        lambda: (p := feed(stack, bob)) and all(ranks(p).get(i, (0, None))[1] is not None for i in posts) and p,
+        60,
+        "both posts ranked from ClickHouse",
+    )
     before = ranks(page)
     assert before[newer][0] < before[liked][0], f"without engagement the newer post ranks first: {before}"
 
     # 2. engagement through the API moves the older post up
     sent: list[str] = []
     for fan in fans:
-        batch = [event(liked, "impression", position=1), event(liked, "click"), event(liked, "like"),
-                 event(liked, "share"), event(newer, "impression", position=2)]
+        batch = [
+            event(liked, "impression", position=1),
+            event(liked, "click"),
+            event(liked, "like"),
+            event(liked, "share"),
+            event(newer, "impression", position=2),
+        ]
         send_events(stack, fan, batch)
         sent += [str(e["event_id"]) for e in batch]
     started = time.monotonic()
-    after = wait_for(lambda: (r := ranks(feed(stack, bob))) and r[liked][0] < r[newer][0] and r,
-                     EVENT_TO_VISIBLE_BUDGET_SECONDS, "the engaged post to rank above the newer one",
-                     interval=0.1)
+    after = wait_for(
+        lambda: (r := ranks(feed(stack, bob))) and r[liked][0] < r[newer][0] and r,
+        EVENT_TO_VISIBLE_BUDGET_SECONDS,
+        "the engaged post to rank above the newer one",
+        interval=0.1,
+    )
     visible_after = time.monotonic() - started
     print(f"event-to-visible (rank change seen by the follower): {visible_after:.2f}s; before {before}, after {after}")
     assert after[liked][1] > before[liked][1], "its score rose"
@@ -89,5 +104,7 @@ def test_post_follow_engage_rank(stack: Stack) -> None:
     assert stack.event_counts(sent) == {event_id: 1 for event_id in sent}
     counted = stack.clickhouse(
         "SELECT sum(impressions), sum(clicks), sum(likes), sum(shares) FROM post_engagement_hourly"
-        " WHERE post_id = %(post)s", {"post": liked})
+        " WHERE post_id = %(post)s",
+        {"post": liked},
+    )
     assert counted == [(len(fans), len(fans), len(fans), len(fans))]

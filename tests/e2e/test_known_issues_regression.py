@@ -32,8 +32,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def event(post_id: int, event_type: str = "click") -> dict[str, object]:
-    return {"event_id": str(uuid.uuid4()), "post_id": post_id, "event_type": event_type,
-            "ts": datetime.now(UTC).isoformat()}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "post_id": post_id,
+        "event_type": event_type,
+        "ts": datetime.now(UTC).isoformat(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +54,16 @@ def world(stack: Stack) -> dict[str, object]:
         assert answer.status == 201
         posts.append(answer.body["id"])
     # ranked once the posts reached ClickHouse
-    wait_for(lambda: stack.request("GET", "/api/v1/feed/", readers[0][1]).body["source"] == "ranked"
-             and any(item["score"] is not None
-                     for item in stack.request("GET", "/api/v1/feed/", readers[0][1]).body["items"]),
-             60, "a ranked feed")
+    wait_for(
+        lambda: (
+            stack.request("GET", "/api/v1/feed/", readers[0][1]).body["source"] == "ranked"
+            and any(
+                item["score"] is not None for item in stack.request("GET", "/api/v1/feed/", readers[0][1]).body["items"]
+            )
+        ),
+        60,
+        "a ranked feed",
+    )
     return {"author": author, "author_id": author_id, "readers": readers, "posts": posts}
 
 
@@ -94,14 +104,23 @@ def test_clickhouse_down_mid_traffic(stack: Stack, world: dict) -> None:
 
     # recovery: ranking again (the breaker's cool-down is 2 s here) and nothing lost
     new_post = written.body["id"]
-    wait_for(lambda: stack.clickhouse("SELECT count() FROM posts FINAL WHERE id = %(id)s", {"id": new_post})
-             == [(1,)], 60, "the post written during the outage in ClickHouse")
-    wait_for(lambda: stack.event_counts([str(e["event_id"]) for e in events])
-             == {str(e["event_id"]): 1 for e in events}, 60, "the events sent during the outage, once each")
+    wait_for(
+        lambda: stack.clickhouse("SELECT count() FROM posts FINAL WHERE id = %(id)s", {"id": new_post}) == [(1,)],
+        60,
+        "the post written during the outage in ClickHouse",
+    )
+    wait_for(
+        lambda: stack.event_counts([str(e["event_id"]) for e in events]) == {str(e["event_id"]): 1 for e in events},
+        60,
+        "the events sent during the outage, once each",
+    )
     _, fresh_reader = stack.register(f"late_{uuid.uuid4().hex[:6]}")
     assert stack.request("POST", f"/api/v1/users/{world['author_id']}/follow/", fresh_reader).status == 201
-    wait_for(lambda: stack.request("GET", "/api/v1/feed/", fresh_reader).body["source"] == "ranked", 30,
-             "ranked answers after the recovery")
+    wait_for(
+        lambda: stack.request("GET", "/api/v1/feed/", fresh_reader).body["source"] == "ranked",
+        30,
+        "ranked answers after the recovery",
+    )
 
 
 def test_broker_frozen_ingest_503_then_retry_counted_once(stack: Stack, world: dict) -> None:
@@ -117,8 +136,11 @@ def test_broker_frozen_ingest_503_then_retry_counted_once(stack: Stack, world: d
     finally:
         stack.servers["kafka"].signal(signal.SIGCONT)
     # the client retries the same batch (same event ids) as the 503 told it to
-    retry = wait_for(lambda: (a := stack.request("POST", "/api/v1/events/", token, {"events": events})).status
-                     == 202 and a, 60, "ingest accepting again after the thaw")
+    retry = wait_for(
+        lambda: (a := stack.request("POST", "/api/v1/events/", token, {"events": events})).status == 202 and a,
+        60,
+        "ingest accepting again after the thaw",
+    )
     assert retry.body["accepted"] == len(events)
     ids = [str(e["event_id"]) for e in events]
     wait_for(lambda: stack.event_counts(ids) == {i: 1 for i in ids}, 60, "each event once in ClickHouse")
@@ -177,8 +199,11 @@ def test_relay_stalled_slot_lag_rises(stack: Stack, world: dict) -> None:
         for i in range(40):
             body = {"body": f"lag {i} " + "x" * 2000}
             assert stack.request("POST", "/api/v1/posts/", world["author"], body).status == 201
-        rising = wait_for(lambda: (lag := slot_lag_bytes(stack)) > 50_000 and lag, 60,
-                          "the slot lag to rise while the relay is stalled")
+        rising = wait_for(
+            lambda: (lag := slot_lag_bytes(stack)) > 50_000 and lag,
+            60,
+            "the slot lag to rise while the relay is stalled",
+        )
     finally:
         relay.signal(signal.SIGCONT)
     wait_for(lambda: slot_lag_bytes(stack) < rising, 60, "the slot lag to fall after the relay resumed")

@@ -111,8 +111,9 @@ def inspector_world(world_db, settings, transactional_db) -> Iterator[InspectorW
     mirror.engage(alice.user, posts["bob"][2], "impression")
     mirror.sync()
     staff = User.objects.create_superuser("root", password="root-password")
-    yield InspectorWorld(alice, authors, posts, mirror, staff, hidden=posts["carol"][0], seen=posts["bob"][2],
-                         trending=trending)
+    yield InspectorWorld(
+        alice, authors, posts, mirror, staff, hidden=posts["carol"][0], seen=posts["bob"][2], trending=trending
+    )
     flush_feed_keys()
     breaker_for("clickhouse").store.set_closed()
 

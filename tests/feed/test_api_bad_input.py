@@ -55,8 +55,9 @@ def test_malformed_json_is_400(alice):
 
 def test_lone_surrogates_are_refused_by_the_parser(alice):
     # json.dumps escapes to ASCII, so the surrogate travels as "\\ud800" like from a real client
-    response = alice.api.post("/api/v1/posts/", json.dumps({"body": "lone \ud800 surrogate"}),
-                              content_type="application/json")
+    response = alice.api.post(
+        "/api/v1/posts/", json.dumps({"body": "lone \ud800 surrogate"}), content_type="application/json"
+    )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["detail"]
 
@@ -152,14 +153,22 @@ def test_comment_rejects(alice_post, bob, payload, field):
 
 @pytest.mark.parametrize(
     "payload",
-    [{}, {"username": "alice"}, {"username": "a\x00", "password": "x"}, {"username": "\ud800", "password": "x"}, {"username": 1, "password": []}],
+    [
+        {},
+        {"username": "alice"},
+        {"username": "a\x00", "password": "x"},
+        {"username": "\ud800", "password": "x"},
+        {"username": 1, "password": []},
+    ],
 )
 def test_token_rejects(anonymous, payload):
     response = anonymous.post("/api/v1/auth/token/", json.dumps(payload), content_type="application/json")
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("position", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-13-01T00:00:00+00:00"])
+@pytest.mark.parametrize(
+    "position", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-13-01T00:00:00+00:00"]
+)
 def test_forged_cursor_positions_at_the_edge_of_time_are_not_500(alice, position):
     cursor = base64.b64encode(f"o=0&p={position}".replace("+", "%2B").encode()).decode()
     assert alice.api.get(f"/api/v1/posts/?cursor={cursor}").status_code in (200, 400)

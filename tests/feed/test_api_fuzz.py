@@ -27,7 +27,9 @@ any_text = st.text(alphabet=st.characters(codec=None, categories=None), max_size
 )
 huge_ints = st.integers(min_value=-(2**200), max_value=2**200)
 scalars = st.none() | st.booleans() | huge_ints | st.floats(allow_nan=False) | any_text
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4), max_leaves=12
+)
 FIELDS = ["body", "media_url", "display_name", "bio", "username", "password"]
 payloads = st.fixed_dictionaries({}, optional={name: json_values for name in FIELDS}) | json_values
 ids = st.integers(min_value=0, max_value=2**64) | st.sampled_from(["abc", "-1", "1e3", "%00", "９"])
@@ -66,7 +68,11 @@ def test_token_and_register(anonymous, alice, payload):
 
 
 @FUZZ
-@given(target=ids, action=st.sampled_from(["users/{}/follow/", "users/{}/mute/", "posts/{}/like/", "posts/{}/"]), method=st.sampled_from(["post", "delete", "get"]))
+@given(
+    target=ids,
+    action=st.sampled_from(["users/{}/follow/", "users/{}/mute/", "posts/{}/like/", "posts/{}/"]),
+    method=st.sampled_from(["post", "delete", "get"]),
+)
 def test_relations_with_random_ids(alice, bob, target, action, method):
     Post.objects.get_or_create(author=bob.user, body="target")
     assert _send(alice.api, method, "/api/v1/" + action.format(target), None).status_code < 500
@@ -84,12 +90,17 @@ aware_datetimes = st.builds(
 # cursors shaped like DRF's own (o=offset, r=reverse, p=position) reach deeper than noise
 forged_cursors = st.builds(
     lambda o, r, p: base64.b64encode(urlencode({"o": o, "r": r, "p": p}).encode()).decode(),
-    huge_ints, st.sampled_from(["0", "1", "x"]), url_text | st.datetimes().map(str) | aware_datetimes,
+    huge_ints,
+    st.sampled_from(["0", "1", "x"]),
+    url_text | st.datetimes().map(str) | aware_datetimes,
 )
 
 
 @FUZZ
-@given(cursor=forged_cursors | url_text | st.binary(max_size=80).map(lambda raw: base64.b64encode(raw).decode()), page_size=url_text)
+@given(
+    cursor=forged_cursors | url_text | st.binary(max_size=80).map(lambda raw: base64.b64encode(raw).decode()),
+    page_size=url_text,
+)
 def test_list_with_random_cursors(alice, cursor, page_size):
     response = alice.api.get("/api/v1/posts/", {"cursor": cursor, "page_size": page_size})
     assert response.status_code < 500
@@ -97,13 +108,23 @@ def test_list_with_random_cursors(alice, cursor, page_size):
 
 # hostile raw bodies: deep nesting (lists, objects, mixed; up to 200,000 levels) and
 # bodies over the size limit, at every endpoint that takes a body
-WRITE_PATHS = ["/api/v1/posts/", "/api/v1/me/", "/api/v1/auth/token/", "/api/v1/auth/register/",
-               "/api/v1/auth/password/", "/api/v1/events/"]
+WRITE_PATHS = [
+    "/api/v1/posts/",
+    "/api/v1/me/",
+    "/api/v1/auth/token/",
+    "/api/v1/auth/register/",
+    "/api/v1/auth/password/",
+    "/api/v1/events/",
+]
 
 
 @settings(FUZZ, max_examples=40)
-@given(depth=st.integers(min_value=1, max_value=200_000), opener=st.sampled_from(["[", '{"a":', '[{"a":']),
-       closed=st.booleans(), path=st.sampled_from(WRITE_PATHS))
+@given(
+    depth=st.integers(min_value=1, max_value=200_000),
+    opener=st.sampled_from(["[", '{"a":', '[{"a":']),
+    closed=st.booleans(),
+    path=st.sampled_from(WRITE_PATHS),
+)
 def test_deeply_nested_bodies_are_4xx(alice, depth, opener, closed, path):
     body = opener * depth + ("]" * depth if closed and opener == "[" else "")
     method = "patch" if path.endswith("/me/") else "post"

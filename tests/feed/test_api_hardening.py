@@ -25,8 +25,10 @@ def _login(client: APIClient, username: str, password: str, **headers: str):
 
 def test_brute_force_on_one_username_gets_429_with_retry_after(alice, anonymous, settings):
     limit = 10  # the default API_THROTTLE_AUTH_USERNAME, 10/15min
-    statuses = [_login(anonymous, "alice", f"guess-{i}", HTTP_X_FORWARDED_FOR=f"10.0.{i}.1").status_code
-                for i in range(limit + 2)]
+    statuses = [
+        _login(anonymous, "alice", f"guess-{i}", HTTP_X_FORWARDED_FOR=f"10.0.{i}.1").status_code
+        for i in range(limit + 2)
+    ]
     assert statuses == [400] * limit + [429, 429]
     refused = _login(anonymous, "alice", "alice-password", HTTP_X_FORWARDED_FOR="10.9.9.9")
     assert refused.status_code == 429  # even the right password, until the window ends
@@ -35,8 +37,7 @@ def test_brute_force_on_one_username_gets_429_with_retry_after(alice, anonymous,
 
 def test_rotating_x_forwarded_for_does_not_reset_the_address_limit(alice, anonymous, settings):
     settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "auth_address": "5/15min"}
-    statuses = [_login(anonymous, f"user{i}", "x", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code
-                for i in range(7)]
+    statuses = [_login(anonymous, f"user{i}", "x", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(7)]
     assert statuses == [400] * 5 + [429, 429]
 
 
@@ -58,8 +59,9 @@ def test_logout_deletes_the_token(alice):
 def test_password_change_rotates_the_token(alice):
     wrong = alice.api.post("/api/v1/auth/password/", {"old_password": "nope", "new_password": "a-new-passphrase-77"})
     assert wrong.status_code == 400 and "old_password" in wrong.json()
-    response = alice.api.post("/api/v1/auth/password/",
-                              {"old_password": "alice-password", "new_password": "a-new-passphrase-77"})
+    response = alice.api.post(
+        "/api/v1/auth/password/", {"old_password": "alice-password", "new_password": "a-new-passphrase-77"}
+    )
     assert response.status_code == 200
     assert alice.api.get("/api/v1/me/").status_code == 401  # the old token is gone
     fresh = APIClient()
@@ -72,9 +74,17 @@ def test_password_change_rotates_the_token(alice):
 NESTED = "[" * 100_000
 
 
-@pytest.mark.parametrize("method,path", [("post", "/api/v1/auth/register/"), ("post", TOKEN),
-                                         ("post", "/api/v1/posts/"), ("patch", "/api/v1/me/"),
-                                         ("post", "/api/v1/auth/password/"), ("post", "/api/v1/events/")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("post", "/api/v1/auth/register/"),
+        ("post", TOKEN),
+        ("post", "/api/v1/posts/"),
+        ("patch", "/api/v1/me/"),
+        ("post", "/api/v1/auth/password/"),
+        ("post", "/api/v1/events/"),
+    ],
+)
 @pytest.mark.parametrize("body", [NESTED, '{"body": ' + "[" * 40 + "]" * 40 + "}", "[1]", "{"])
 def test_hostile_bodies_are_400_on_every_endpoint(alice, method, path, body):
     response = getattr(alice.api, method)(path, data=body, content_type="application/json")
@@ -85,8 +95,17 @@ def test_hostile_bodies_are_400_on_every_endpoint(alice, method, path, body):
 def test_events_have_their_own_quota(alice, settings):
     settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "events": "3/min", "user": "1000/min"}
     # three unknown posts: rejected by validation (400) yet counted against the quota
-    batch = {"events": [{"event_id": f"00000000-0000-4000-8000-00000000000{i}", "post_id": 10**12,
-                         "event_type": "like", "ts": "2026-01-01T00:00:00Z"} for i in range(3)]}
+    batch = {
+        "events": [
+            {
+                "event_id": f"00000000-0000-4000-8000-00000000000{i}",
+                "post_id": 10**12,
+                "event_type": "like",
+                "ts": "2026-01-01T00:00:00Z",
+            }
+            for i in range(3)
+        ]
+    }
     assert alice.api.post("/api/v1/events/", batch).status_code == 400
     over = alice.api.post("/api/v1/events/", batch)
     assert over.status_code == 429 and int(over["Retry-After"]) > 0
@@ -109,8 +128,10 @@ def test_deactivated_users_are_hidden_wherever_listed(alice, bob, charlie, alice
 
 
 def _fail_open_count() -> float:
-    return sum(REGISTRY.get_sample_value("api_throttle_fail_open_total", {"limit": name}) or 0.0
-               for name in ("user", "anon", "auth_address", "auth_username"))
+    return sum(
+        REGISTRY.get_sample_value("api_throttle_fail_open_total", {"limit": name}) or 0.0
+        for name in ("user", "anon", "auth_address", "auth_username")
+    )
 
 
 def test_redis_paused_the_api_still_answers_200(private_redis, alice, anonymous, settings, transactional_db):

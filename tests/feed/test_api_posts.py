@@ -8,7 +8,9 @@ pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_redis]
 
 
 def test_alice_publishes_a_post(alice):
-    response = alice.api.post("/api/v1/posts/", {"body": "first!", "media_url": "https://img.example/1.png"}, format="json")
+    response = alice.api.post(
+        "/api/v1/posts/", {"body": "first!", "media_url": "https://img.example/1.png"}, format="json"
+    )
     assert response.status_code == 201, response.json()
     data = response.json()
     assert data["body"] == "first!"

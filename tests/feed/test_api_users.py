@@ -24,7 +24,9 @@ def test_token_for_wrong_password_is_400(alice, anonymous):
 
 def test_register_creates_a_user_and_returns_a_token(anonymous):
     response = anonymous.post(
-        "/api/v1/auth/register/", {"username": "dora", "password": "a-long-passphrase-42", "display_name": "Dora"}, format="json"
+        "/api/v1/auth/register/",
+        {"username": "dora", "password": "a-long-passphrase-42", "display_name": "Dora"},
+        format="json",
     )
     assert response.status_code == 201, response.json()
     assert User.objects.get(username="dora").check_password("a-long-passphrase-42")
@@ -47,7 +49,9 @@ def test_register_rejects_bad_accounts(alice, anonymous, payload, field):
 
 
 def test_me_shows_and_edits_the_profile(alice):
-    response = alice.api.patch("/api/v1/me/", {"display_name": "Alice A.", "bio": "hi", "username": "mallory"}, format="json")
+    response = alice.api.patch(
+        "/api/v1/me/", {"display_name": "Alice A.", "bio": "hi", "username": "mallory"}, format="json"
+    )
     assert response.status_code == 200
     alice.user.refresh_from_db()
     assert (alice.user.display_name, alice.user.bio, alice.user.username) == ("Alice A.", "hi", "alice")
@@ -58,7 +62,11 @@ def test_me_needs_authentication(anonymous):
 
 
 def test_user_profile_is_public_to_signed_in_users(alice, charlie):
-    assert charlie.api.get(f"/api/v1/users/{alice.id}/").json() == {"id": alice.id, "username": "alice", "display_name": "Alice"}
+    assert charlie.api.get(f"/api/v1/users/{alice.id}/").json() == {
+        "id": alice.id,
+        "username": "alice",
+        "display_name": "Alice",
+    }
 
 
 def test_follow_is_idempotent_and_unfollow_too(alice, bob):
@@ -96,9 +104,13 @@ def test_followers_and_following_lists(alice, bob, charlie, django_assert_num_qu
     for person in (bob, charlie):
         Follow.objects.create(follower=person.user, followee=alice.user)
     Follow.objects.create(follower=alice.user, followee=bob.user)
-    followers = [f["user"]["username"] for f in charlie.api.get(f"/api/v1/users/{alice.id}/followers/").json()["results"]]
+    followers = [
+        f["user"]["username"] for f in charlie.api.get(f"/api/v1/users/{alice.id}/followers/").json()["results"]
+    ]
     assert followers == ["charlie", "bob"]
-    following = [f["user"]["username"] for f in charlie.api.get(f"/api/v1/users/{alice.id}/following/").json()["results"]]
+    following = [
+        f["user"]["username"] for f in charlie.api.get(f"/api/v1/users/{alice.id}/following/").json()["results"]
+    ]
     assert following == ["bob"]
     # token auth, the user, one page of follows with the other side joined
     with django_assert_num_queries(3):

@@ -53,8 +53,9 @@ def credentials(tmp_path):
 
 def _seed(credentials, *args: str) -> str:
     out = StringIO()
-    call_command("seed_demo", "--users", "120", "--posts", "600", "--credentials-file", str(credentials), *args,
-                 stdout=out)
+    call_command(
+        "seed_demo", "--users", "120", "--posts", "600", "--credentials-file", str(credentials), *args, stdout=out
+    )
     return out.getvalue()
 
 

@@ -24,6 +24,7 @@ from tests.support.private_services import PrivateServer
 
 pytestmark = [pytest.mark.requires_redis, pytest.mark.requires_postgres]
 
+
 def _get(reader, **params):
     response = reader.api.get("/api/v1/feed/", params)
     assert response.status_code == 200, response.content
@@ -45,8 +46,9 @@ def private_clickhouse(tmp_path, settings) -> Iterator[PrivateServer]:
     server = PrivateServer("clickhouse", tmp_path / "var")
     server.up()
     try:
-        settings.CLICKHOUSE = replace(settings.CLICKHOUSE, host="127.0.0.1", port=server.port, database="nova_outage",
-                                      query_timeout=0.5)
+        settings.CLICKHOUSE = replace(
+            settings.CLICKHOUSE, host="127.0.0.1", port=server.port, database="nova_outage", query_timeout=0.5
+        )
         settings.CIRCUIT_BREAKER = replace(settings.CIRCUIT_BREAKER, failure_threshold=2, cool_down_seconds=1.0)
         flush_feed_keys()
         yield server

@@ -94,7 +94,7 @@ def test_first_page_is_ranked_then_served_from_cache(world):
     ranked_ids = [entry.post_id for entry in snapshot.entries]
     assert set(ranked_ids) <= in_window and len(ranked_ids) >= 14
     assert posts["erin"][0].pk in ranked_ids
-    ranked, backfill = first["items"][:len(ranked_ids)], first["items"][len(ranked_ids):]
+    ranked, backfill = first["items"][: len(ranked_ids)], first["items"][len(ranked_ids) :]
     assert [item["id"] for item in ranked] == ranked_ids
     assert [item["score"] for item in ranked] == pytest.approx([entry.score for entry in snapshot.entries])
     # then the backfill: every other post of followees, newest first, without scores
@@ -104,8 +104,17 @@ def test_first_page_is_ranked_then_served_from_cache(world):
     assert [item["rank"] for item in first["items"]] == list(range(1, len(first["items"]) + 1))
     assert first["next_cursor"] is None  # 37 posts in all, under the limit
     item = first["items"][0]
-    assert set(item) == {"id", "author", "body", "media_url", "created_at", "like_count", "comment_count", "rank",
-                         "score"}
+    assert set(item) == {
+        "id",
+        "author",
+        "body",
+        "media_url",
+        "created_at",
+        "like_count",
+        "comment_count",
+        "rank",
+        "score",
+    }
     assert set(item["author"]) == {"id", "username", "display_name"}
 
     second = _get(alice, limit=50)
@@ -125,7 +134,7 @@ def test_order_is_the_rankers(world):
     # the same moment as the feed's ranking: scores decay with time
     as_of = datetime.fromtimestamp(_snapshot(alice).built_at, tz=UTC)
     ranked = rank_feed(alice.id, as_of, profile_for_user(alice.id), make_client(django_settings.CLICKHOUSE))
-    assert _ids(page)[:len(ranked.items)] == [item.post_id for item in ranked.items]
+    assert _ids(page)[: len(ranked.items)] == [item.post_id for item in ranked.items]
 
 
 @pytest.mark.parametrize("limit", ["0", "51", "-1", "abc", "1.5", "99999999999999999999"])
@@ -190,8 +199,10 @@ def test_pages_of_a_snapshot_survive_a_refresh(world):
     assert len(served) == len(set(served)) == 15
     assert [item["rank"] for item in page1["items"] + page2["items"] + page3["items"]] == list(range(1, 16))
     # pages 2 and 3 continue the old snapshot exactly where page 1 ended
-    old = cache.snapshot_by_id(alice.id, cursors.decode(page1["next_cursor"], django_settings.SECRET_KEY.encode(),
-                                                        alice.id, 2**40, 2**41).snapshot_id)[0]
+    old = cache.snapshot_by_id(
+        alice.id,
+        cursors.decode(page1["next_cursor"], django_settings.SECRET_KEY.encode(), alice.id, 2**40, 2**41).snapshot_id,
+    )[0]
     assert old is not None and len(old.entries) >= 15
     assert served == [entry.post_id for entry in old.entries][:15]
 
@@ -311,15 +322,25 @@ def test_a_hide_accepted_by_the_events_api_is_gone_on_the_next_refresh(world):
     alice, *_ = world
     page = _get(alice)
     hidden = page["items"][1]["id"]
-    response = alice.api.post("/api/v1/events/", {"events": [
-        {"event_id": str(uuid.uuid4()), "post_id": hidden, "event_type": "hide",
-         "ts": __import__("django.utils.timezone", fromlist=["now"]).now().isoformat()},
-    ]}, format="json")
+    response = alice.api.post(
+        "/api/v1/events/",
+        {
+            "events": [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "post_id": hidden,
+                    "event_type": "hide",
+                    "ts": __import__("django.utils.timezone", fromlist=["now"]).now().isoformat(),
+                },
+            ]
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.content
     again = _get(alice)
     assert again["source"] == "cache"
     assert hidden not in _ids(again)
-    assert _ids(again) == [i for i in _ids(page) if i != hidden] + _ids(again)[len(_ids(page)) - 1:]
+    assert _ids(again) == [i for i in _ids(page) if i != hidden] + _ids(again)[len(_ids(page)) - 1 :]
 
 
 def test_likes_comments_and_deletes_refresh_the_cached_post(world):
@@ -390,9 +411,20 @@ def _hide(reader, post_id: int) -> None:
 
     from django.utils import timezone
 
-    response = reader.api.post("/api/v1/events/", {"events": [
-        {"event_id": str(uuid.uuid4()), "post_id": post_id, "event_type": "hide", "ts": timezone.now().isoformat()},
-    ]}, format="json")
+    response = reader.api.post(
+        "/api/v1/events/",
+        {
+            "events": [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "post_id": post_id,
+                    "event_type": "hide",
+                    "ts": timezone.now().isoformat(),
+                },
+            ]
+        },
+        format="json",
+    )
     assert response.status_code == 202, response.content
 
 

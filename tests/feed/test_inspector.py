@@ -102,7 +102,7 @@ def test_inspection_is_the_served_feed_with_the_snapshots_numbers(inspector_worl
     carols = [by_post[p.pk] for p in w.posts["carol"][1:] if p.pk in by_post]
     assert carols and all(b is not None and b.fatigue < 1 for b in carols)
     # past the snapshot: the backfill (followed authors' posts not ranked), no breakdown
-    rest = inspection.items[len(ranked):]
+    rest = inspection.items[len(ranked) :]
     assert all(item.part == BACKFILL and item.breakdown is None and item.score is None for item in rest)
 
     # the drops come from a live ranking as of the snapshot: same feed, every reason
@@ -149,7 +149,7 @@ def test_staff_sees_the_breakdown_with_the_snapshots_numbers(inspector_world, cl
         expected = {name: floatformat(getattr(entry, name.replace("-", "_")), 6) for name in BREAKDOWN[:-1]}
         expected["out-of-network"] = "yes" if entry.out_of_network else "no"
         assert {name: row[name] for name in BREAKDOWN} == expected, row
-    assert all(row["part"] == BACKFILL and row["score"] == "—" for row in rows[len(ranked):])
+    assert all(row["part"] == BACKFILL and row["score"] == "—" for row in rows[len(ranked) :])
     dropped = {int(row["post"]): row["reason"] for row in page.tables["inspector-dropped"]}
     assert dropped[w.hidden.pk] == "hidden" and dropped[w.seen.pk] == "seen"
 

@@ -20,8 +20,13 @@ try:
 except ImportError:  # the requires_browser marker fails the test and says what to install
     pass
 
-pytestmark = [pytest.mark.requires_browser, pytest.mark.requires_clickhouse, pytest.mark.requires_redis,
-              pytest.mark.requires_postgres, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.requires_browser,
+    pytest.mark.requires_clickhouse,
+    pytest.mark.requires_redis,
+    pytest.mark.requires_postgres,
+    pytest.mark.timeout(300),
+]
 
 URL = "/admin/feed/user/inspect-feed/"
 WAIT_SECONDS = 20
@@ -64,21 +69,24 @@ def test_staff_reads_the_breakdown_and_a_non_staff_user_is_refused(inspector_wor
             assert _cell(row, name) == floatformat(getattr(entry, name.replace(" ", "_")), 6), (name, entry)
         assert _cell(row, "out of network") == ("yes" if entry.out_of_network else "no")
     dropped = _wait(browser, until.visibility_of_element_located((By.ID, "inspector-dropped")))
-    reasons = {int(row.get_attribute("data-post-id")): _cell(row, "reason")
-               for row in dropped.find_elements(By.CSS_SELECTOR, "tr.inspector-drop")}
+    reasons = {
+        int(row.get_attribute("data-post-id")): _cell(row, "reason")
+        for row in dropped.find_elements(By.CSS_SELECTOR, "tr.inspector-drop")
+    }
     assert reasons[w.hidden.pk] == "hidden" and reasons[w.seen.pk] == "seen"
 
     # from the user's change page: the link opens the same feed, now from the cache
     browser.get(f"{live_server.url}/admin/feed/user/{w.alice.id}/change/")
     # by href: the admin's stylesheet shows the link text in capitals
-    link = _wait(browser, until.element_to_be_clickable(
-        (By.CSS_SELECTOR, f'.object-tools a[href="{URL}?user={w.alice.id}"]')))
+    link = _wait(
+        browser, until.element_to_be_clickable((By.CSS_SELECTOR, f'.object-tools a[href="{URL}?user={w.alice.id}"]'))
+    )
     assert link.text.strip().lower() == "inspect feed"
     link.click()
     _wait(browser, until.text_to_be_present_in_element((By.ID, "feed-source"), "cache"))
     again = browser.find_elements(By.CSS_SELECTOR, "#inspector-items tr.inspector-item")
     served_ids = [int(row.get_attribute("data-post-id")) for row in again]
-    assert served_ids[:len(rows)] == [entry.post_id for entry in snapshot.entries]
+    assert served_ids[: len(rows)] == [entry.post_id for entry in snapshot.entries]
 
     # a non-staff user: the admin's login form turns them away...
     browser.delete_all_cookies()

@@ -58,8 +58,9 @@ def test_warms_users_active_in_the_last_hour_only(readers):
     assert client is not None
     read_feed(recent.id, 5)
     read_feed(also_recent.id, 5)
-    client.zadd(nova_redis.key("feed", "active"), {str(two_hours_ago.id): now - 2 * HOUR,
-                                                   str(eight_days_ago.id): now - 8 * DAY})
+    client.zadd(
+        nova_redis.key("feed", "active"), {str(two_hours_ago.id): now - 2 * HOUR, str(eight_days_ago.id): now - 8 * DAY}
+    )
     for reader in readers:
         cache.invalidate_feed(reader.id)
 

@@ -95,8 +95,10 @@ def test_compose_cluster_profile_is_two_replicas_and_keeper() -> None:
     for replica in replicas:
         assert replica["profiles"] == ["cluster"]
         assert replica["image"].split(":")[1].startswith("24.")
-        assert any(v.startswith("./infra/compose/clickhouse-cluster.xml:/etc/clickhouse-server/config.d/")
-                   for v in replica["volumes"])
+        assert any(
+            v.startswith("./infra/compose/clickhouse-cluster.xml:/etc/clickhouse-server/config.d/")
+            for v in replica["volumes"]
+        )
     assert {"clickhouse-r1", "clickhouse-r2"} <= set(services["migrate"]["depends_on"])
     # the Nova processes pass the cluster name through (empty: one server)
     assert services["web"]["environment"]["CLICKHOUSE_CLUSTER"] == "${CLICKHOUSE_CLUSTER:-}"

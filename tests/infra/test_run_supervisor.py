@@ -44,7 +44,10 @@ def _free_port() -> int:
 def _generate(procfile: Path, run_dir: Path) -> str:
     return subprocess.run(
         [sys.executable, str(GENERATOR), str(procfile), str(run_dir)],
-        check=True, capture_output=True, text=True, timeout=30,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
     ).stdout
 
 
@@ -83,7 +86,7 @@ def _starts(pid_file: Path) -> list[tuple[int, int]]:
 def test_generated_config_lists_every_procfile_process() -> None:
     names = [line.partition(":")[0] for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
     config = _generate(ROOT / "Procfile", ROOT / "var" / "run")
-    assert [line[len("[program:"):-1] for line in config.splitlines() if line.startswith("[program:")] == names
+    assert [line[len("[program:") : -1] for line in config.splitlines() if line.startswith("[program:")] == names
     assert config.count("autorestart=true") == len(names)
     assert config.count("stopasgroup=true") == config.count("killasgroup=true") == len(names)
     # ${WEB_BIND:-...} is left to bash; % is escaped from supervisord's own expansion
@@ -106,7 +109,10 @@ def test_killed_worker_is_restarted_while_web_serves_and_sigint_stops_all(tmp_pa
     # a pipe, as a terminal would be: supervisord and every process write to
     # /dev/stdout, which re-opened on a regular file would overwrite itself
     supervisor = subprocess.Popen(
-        [str(SUPERVISORD), "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str(SUPERVISORD), "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "TEST_WEB_PORT": str(port)},
     )
     output: list[str] = []
@@ -114,7 +120,7 @@ def test_killed_worker_is_restarted_while_web_serves_and_sigint_stops_all(tmp_pa
     reader.start()
     try:
         _wait(lambda: _web_answers(port), 30, "the web process")
-        (worker_pid, _child_pid), = _wait(lambda: _starts(pid_file), 30, "the worker's first start")
+        ((worker_pid, _child_pid),) = _wait(lambda: _starts(pid_file), 30, "the worker's first start")
 
         os.kill(worker_pid, signal.SIGKILL)
         # the web process answers every request while the worker is down and restarted

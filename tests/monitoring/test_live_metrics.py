@@ -25,7 +25,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,21 @@ from tests.pipeline.cdc.conftest import CdcNamespace, cdc_ns, wait_until  # noqa
 from tests.support.private_services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_redis, pytest.mark.requires_clickhouse,
-              pytest.mark.requires_kafka, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.requires_postgres,
+    pytest.mark.requires_redis,
+    pytest.mark.requires_clickhouse,
+    pytest.mark.requires_kafka,
+    pytest.mark.timeout(300),
+]
 
 # the process of each Procfile line and the env var of its /metrics port
 PORT_SETTINGS = {
-    "events_consumer": "EVENTS_CONSUMER_METRICS_PORT", "cdc_consumer": "CDC_CONSUMER_METRICS_PORT",
-    "cdc_relay": "CDC_RELAY_METRICS_PORT", "worker": "CELERY_WORKER_METRICS_PORT", "beat": "CELERY_BEAT_METRICS_PORT",
+    "events_consumer": "EVENTS_CONSUMER_METRICS_PORT",
+    "cdc_consumer": "CDC_CONSUMER_METRICS_PORT",
+    "cdc_relay": "CDC_RELAY_METRICS_PORT",
+    "worker": "CELERY_WORKER_METRICS_PORT",
+    "beat": "CELERY_BEAT_METRICS_PORT",
 }
 
 
@@ -101,8 +109,14 @@ class System:
     def start(self, name: str, command: str, env: dict[str, str]) -> None:
         log = open(self.log_dir / f"{name}.log", "wb")
         # bash expands the line's ${VAR:-default} as honcho does; own process group, stopped by its id
-        self.processes[name] = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     def check_alive(self) -> None:
@@ -114,8 +128,9 @@ class System:
         return _answers(port)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
-                         for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in sorted(self.log_dir.glob("*.log"))
+        )
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -137,13 +152,17 @@ def system(cdc_ns: CdcNamespace, tmp_path: Path) -> Iterator[System]:  # noqa: F
     env = {
         **cdc_ns.env,
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "WEB_BIND": f"127.0.0.1:{ports['web']}", "WEB_WORKERS": "2", "WEB_THREADS": "2",
-        "CELERY_CONCURRENCY": "2", "CELERY_BEAT_SCHEDULE_FILE": str(tmp_path / "celerybeat-schedule"),
+        "WEB_BIND": f"127.0.0.1:{ports['web']}",
+        "WEB_WORKERS": "2",
+        "WEB_THREADS": "2",
+        "CELERY_CONCURRENCY": "2",
+        "CELERY_BEAT_SCHEDULE_FILE": str(tmp_path / "celerybeat-schedule"),
         "CELERY_WORKER_PROMETHEUS_DIR": str(tmp_path / "prometheus-worker"),
         "EVENTS_CONSUMER_GROUP": f"{cdc_ns.name}-events",
         "PIPELINE_LAG_REPORT_SECONDS": "2",
         # the warming task ranks every active user again at each run (in the worker's pool processes)
-        "FEED_WARM_INTERVAL_SECONDS": "5", "FEED_WARM_REFRESH_BELOW_SECONDS": "100000",
+        "FEED_WARM_INTERVAL_SECONDS": "5",
+        "FEED_WARM_REFRESH_BELOW_SECONDS": "100000",
         **{setting: str(ports[name]) for name, setting in PORT_SETTINGS.items()},
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -152,8 +171,9 @@ def system(cdc_ns: CdcNamespace, tmp_path: Path) -> Iterator[System]:  # noqa: F
         for name, command in procfile().items():
             running.start(name, command, env)
         for name, port in ports.items():
-            wait_until(functools.partial(running.alive_and_answers, port), 90, 0.5,
-                       message=f"{name}'s /metrics on {port}")
+            wait_until(
+                functools.partial(running.alive_and_answers, port), 90, 0.5, message=f"{name}'s /metrics on {port}"
+            )
         yield running
     finally:
         running.stop()
@@ -173,8 +193,11 @@ def make_traffic(system: System) -> None:
     web = f"{system.web}/api/v1"
     tokens, ids = [], []
     for name in ("author", "reader"):
-        status, body = http("POST", f"{web}/auth/register/",
-                            {"username": f"{name}{uuid.uuid4().hex[:6]}", "password": "a-long-password-1"})
+        status, body = http(
+            "POST",
+            f"{web}/auth/register/",
+            {"username": f"{name}{uuid.uuid4().hex[:6]}", "password": "a-long-password-1"},
+        )
         assert status == 201, body
         tokens.append(body["token"])
         ids.append(body["user"]["id"])
@@ -187,33 +210,46 @@ def make_traffic(system: System) -> None:
     assert http("POST", f"{web}/users/{ids[0]}/follow/", None, reader)[0] == 201
     assert http("POST", f"{web}/posts/{posts[0]}/like/", None, reader)[0] == 201
     # the posts and the follow reach ClickHouse through the CDC relay and consumer
-    wait_until(lambda: system.ns.ch.execute("SELECT count() FROM posts")[0][0] >= len(posts), 90,
-               message="posts replicated to ClickHouse")
+    wait_until(
+        lambda: system.ns.ch.execute("SELECT count() FROM posts")[0][0] >= len(posts),
+        90,
+        message="posts replicated to ClickHouse",
+    )
     for _ in range(4):
         status, body = http("GET", f"{web}/feed/", None, reader)
         assert status == 200 and body["items"], body
-    now = datetime.now(timezone.utc).isoformat()
-    events = [{"event_id": str(uuid.uuid4()), "post_id": post, "event_type": "impression", "ts": now}
-              for post in posts]
+    now = datetime.now(UTC).isoformat()
+    events = [{"event_id": str(uuid.uuid4()), "post_id": post, "event_type": "impression", "ts": now} for post in posts]
     assert http("POST", f"{web}/events/", {"events": events}, reader)[0] == 202
     assert http("POST", f"{web}/events/", {"events": events[:1]}, reader)[0] == 202  # a client's retry
 
 
 # metric of the brief -> process whose endpoint must show it with a non-zero value after the traffic
 NON_ZERO = {
-    "feed_api_requests_total": "web", "feed_api_duration_seconds_count": "web",
-    "feed_cache_hits_total": "web", "feed_cache_misses_total": "web", "feed_cache_memory_bytes": "web",
+    "feed_api_requests_total": "web",
+    "feed_api_duration_seconds_count": "web",
+    "feed_cache_hits_total": "web",
+    "feed_cache_misses_total": "web",
+    "feed_cache_memory_bytes": "web",
     "events_received_total": "web",
-    "ranking_posts_fetched_total": "web", "ranking_freshness_score_count": "web",
-    "ranking_engagement_score_count": "web", "ranking_affinity_score_count": "web", "ranking_final_score_count": "web",
-    "events_processing_duration_seconds_count": "events_consumer", "dedup_detected_duplicates_total": "events_consumer",
-    "cdc_messages_processed_total": "cdc_consumer", "cdc_processing_duration_seconds_count": "cdc_consumer",
+    "ranking_posts_fetched_total": "web",
+    "ranking_freshness_score_count": "web",
+    "ranking_engagement_score_count": "web",
+    "ranking_affinity_score_count": "web",
+    "ranking_final_score_count": "web",
+    "events_processing_duration_seconds_count": "events_consumer",
+    "dedup_detected_duplicates_total": "events_consumer",
+    "cdc_messages_processed_total": "cdc_consumer",
+    "cdc_processing_duration_seconds_count": "cdc_consumer",
 }
 # not of the brief: what the Celery worker's pool processes count, added up by the worker's endpoint
 WORKER_NON_ZERO = {"feed_rankings_total", "ranking_duration_seconds_count"}
 # exported, with samples whose value may be 0 (the breaker is closed; no duplicate or over-cap candidate)
-PRESENT = {"circuit_breaker_state": "web", "ranking_posts_deduplicated_total": "web",
-           "ranking_posts_saturation_removed_total": "web"}
+PRESENT = {
+    "circuit_breaker_state": "web",
+    "ranking_posts_deduplicated_total": "web",
+    "ranking_posts_saturation_removed_total": "web",
+}
 # labelled by what failed: no sample (and, under the multiprocess mode, no family) until the
 # first 5xx or breaker transition, which healthy traffic does not make
 UNTIL_A_FAILURE = {"feed_api_errors_total", "circuit_breaker_state_changes_total"}
@@ -226,11 +262,17 @@ def test_every_process_exports_the_brief_metrics_and_prometheus_scrapes_them(sys
     def non_zero() -> dict[str, float]:
         system.check_alive()
         scraped = {name: scrape(port) for name, port in system.ports.items()}
-        return {**{metric: total(scraped[process], metric) for metric, process in NON_ZERO.items()},
-                **{f"worker {metric}": total(scraped["worker"], metric) for metric in WORKER_NON_ZERO}}
+        return {
+            **{metric: total(scraped[process], metric) for metric, process in NON_ZERO.items()},
+            **{f"worker {metric}": total(scraped["worker"], metric) for metric in WORKER_NON_ZERO},
+        }
 
-    values = wait_until(lambda: (v := non_zero()) and all(v.values()) and v, 90, 1.0,
-                        message=f"non-zero samples of {sorted(NON_ZERO)} and the worker's {sorted(WORKER_NON_ZERO)}")
+    values = wait_until(
+        lambda: (v := non_zero()) and all(v.values()) and v,
+        90,
+        1.0,
+        message=f"non-zero samples of {sorted(NON_ZERO)} and the worker's {sorted(WORKER_NON_ZERO)}",
+    )
     assert values["feed_api_requests_total"] >= 4 + 12 + 2 + 2 + 2  # whichever gunicorn worker answered
     assert values["dedup_detected_duplicates_total"] == 1
     web = scrape(system.ports["web"])
@@ -238,22 +280,36 @@ def test_every_process_exports_the_brief_metrics_and_prometheus_scrapes_them(sys
         assert web.get(metric), metric
     assert {s.labels["datasource"]: s.value for s in web["circuit_breaker_state"]} == {"clickhouse": 0}
     # the lag the worker's report_pipeline_lag task measured, on the web's /metrics
-    wait_until(lambda: "consumer_group_lag" in scrape(system.ports["web"])
-               and scrape(system.ports["web"])["consumer_group_lag"], 60, 1.0, message="consumer_group_lag")
+    wait_until(
+        lambda: (
+            "consumer_group_lag" in scrape(system.ports["web"]) and scrape(system.ports["web"])["consumer_group_lag"]
+        ),
+        60,
+        1.0,
+        message="consumer_group_lag",
+    )
 
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus is not installed: run `make test-tools` (infra/local/services.sh test-tools)")
-    ports = {**prometheus_local.process_ports(f"127.0.0.1:{system.ports['web']}"),
-             "cdc_relay": [system.ports["cdc_relay"]], "cdc_consumer": [system.ports["cdc_consumer"]],
-             "events_consumer": [system.ports["events_consumer"]],
-             "celery": [system.ports["worker"], system.ports["beat"]]}
+    ports = {
+        **prometheus_local.process_ports(f"127.0.0.1:{system.ports['web']}"),
+        "cdc_relay": [system.ports["cdc_relay"]],
+        "cdc_consumer": [system.ports["cdc_consumer"]],
+        "events_consumer": [system.ports["events_consumer"]],
+        "celery": [system.ports["worker"], system.ports["beat"]],
+    }
     config = prometheus_local.write_local_config(tmp_path / "prometheus", ports, interval="1s")
     listen = f"127.0.0.1:{free_port()}"
     with open(tmp_path / "prometheus.log", "wb") as log:
-        server = subprocess.Popen(prometheus_local.command(config, tmp_path / "prometheus" / "data", listen),
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            prometheus_local.command(config, tmp_path / "prometheus" / "data", listen),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
+
         def query(expr: str) -> list[dict[str, Any]]:
             assert server.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
             url = f"http://{listen}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
@@ -264,15 +320,29 @@ def test_every_process_exports_the_brief_metrics_and_prometheus_scrapes_them(sys
                 return []
 
         # Nova's six processes up (the exporters' jobs are down here: none runs)
-        up = wait_until(lambda: len(r := query('up{job!~"redis|postgres|clickhouse"} == 1')) == 6 and r, 60,
-                        message="the six Nova targets up")
+        up = wait_until(
+            lambda: len(r := query('up{job!~"redis|postgres|clickhouse"} == 1')) == 6 and r,
+            60,
+            message="the six Nova targets up",
+        )
         assert {(s["metric"]["job"], s["metric"].get("process")) for s in up} == {
-            ("web", None), ("cdc_relay", None), ("cdc_consumer", None), ("events_consumer", None),
-            ("celery", "worker"), ("celery", "beat")}
+            ("web", None),
+            ("cdc_relay", None),
+            ("cdc_consumer", None),
+            ("events_consumer", None),
+            ("celery", "worker"),
+            ("celery", "beat"),
+        }
         # recording rules over real scrapes (rates need two scrapes of a counter that moved in between)
         make_traffic_light(system)
-        assert wait_until(lambda: query("nova:feed_api_availability:ratio_rate5m"), 60,
-                          message="nova:feed_api_availability:ratio_rate5m")[0]["value"][1] == "1"
+        assert (
+            wait_until(
+                lambda: query("nova:feed_api_availability:ratio_rate5m"),
+                60,
+                message="nova:feed_api_availability:ratio_rate5m",
+            )[0]["value"][1]
+            == "1"
+        )
         assert wait_until(lambda: query("nova:consumer_group_lag:sum"), 60, message="nova:consumer_group_lag:sum")
         with urllib.request.urlopen(f"http://{listen}/api/v1/rules", timeout=5) as response:
             groups = json.loads(response.read())["data"]["groups"]
@@ -293,6 +363,8 @@ def test_procfile_gives_every_worker_process_its_metrics_port() -> None:
     lines = procfile()
     for name, setting in PORT_SETTINGS.items():
         assert f"{setting}=${{{setting}:-" in lines[name], name
-    defaults = [shlex.split(lines[name].split(f"{setting}=${{{setting}:-")[1])[0].rstrip("}")
-                for name, setting in PORT_SETTINGS.items()]
+    defaults = [
+        shlex.split(lines[name].split(f"{setting}=${{{setting}:-")[1])[0].rstrip("}")
+        for name, setting in PORT_SETTINGS.items()
+    ]
     assert len(set(defaults)) == len(defaults) and "8000" not in defaults

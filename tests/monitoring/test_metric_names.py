@@ -21,13 +21,26 @@ DASHBOARDS = sorted((ROOT / "infra/grafana/dashboards").glob("*.json"))
 
 # the metrics the product brief names (its section "Metrics Exported by Feed Service")
 BRIEF = {
-    "feed_api_requests_total", "feed_api_duration_seconds", "feed_api_errors_total",
-    "feed_cache_hits_total", "feed_cache_misses_total", "feed_cache_memory_bytes",
-    "circuit_breaker_state", "circuit_breaker_state_changes_total",
-    "events_received_total", "events_processing_duration_seconds", "dedup_detected_duplicates_total",
-    "cdc_messages_processed_total", "cdc_processing_duration_seconds",
-    "ranking_posts_fetched_total", "ranking_posts_deduplicated_total", "ranking_posts_saturation_removed_total",
-    "ranking_freshness_score", "ranking_engagement_score", "ranking_affinity_score", "ranking_final_score",
+    "feed_api_requests_total",
+    "feed_api_duration_seconds",
+    "feed_api_errors_total",
+    "feed_cache_hits_total",
+    "feed_cache_misses_total",
+    "feed_cache_memory_bytes",
+    "circuit_breaker_state",
+    "circuit_breaker_state_changes_total",
+    "events_received_total",
+    "events_processing_duration_seconds",
+    "dedup_detected_duplicates_total",
+    "cdc_messages_processed_total",
+    "cdc_processing_duration_seconds",
+    "ranking_posts_fetched_total",
+    "ranking_posts_deduplicated_total",
+    "ranking_posts_saturation_removed_total",
+    "ranking_freshness_score",
+    "ranking_engagement_score",
+    "ranking_affinity_score",
+    "ranking_final_score",
 }
 # read by the rules and dashboards, exported by the exporters or Prometheus (listed in the doc too)
 EXPORTERS = {"redis_memory_used_bytes", "redis_memory_max_bytes", "redis_evicted_keys_total", "up"}
@@ -98,4 +111,3 @@ def test_rules_and_dashboards_read_only_known_metrics() -> None:
     assert len(exprs) > 27 + 28  # every rule, and at least one query per dashboard panel
     unknown = {(where, name) for where, expr in exprs for name in metric_names(expr) - known}
     assert not unknown
-

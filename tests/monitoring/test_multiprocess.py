@@ -47,8 +47,11 @@ def _requests_counted(base: str) -> float:
     total = 0.0
     for family in text_string_to_metric_families(text):
         if family.name == "feed_api_requests":
-            total += sum(s.value for s in family.samples
-                         if s.name == "feed_api_requests_total" and s.labels["endpoint"] == "unmatched")
+            total += sum(
+                s.value
+                for s in family.samples
+                if s.name == "feed_api_requests_total" and s.labels["endpoint"] == "unmatched"
+            )
     return total
 
 
@@ -57,14 +60,21 @@ def gunicorn(tmp_path: Path):
     port = free_port()
     multiproc = tmp_path / "prometheus"
     access_log = tmp_path / "access.log"
-    env = {**os.environ, "WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": "2", "WEB_THREADS": "2",
-           "DJANGO_SETTINGS_MODULE": "tests.settings", "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "WEB_BIND": f"127.0.0.1:{port}",
+        "WEB_WORKERS": "2",
+        "WEB_THREADS": "2",
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
     # the access log names the worker (pid) of each request
     command = f"exec {_procfile_web_line()} --access-logformat {shlex.quote('%(p)s %(U)s')}"
     with open(access_log, "wb") as out, open(tmp_path / "gunicorn.log", "wb") as err:
-        process = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env, stdout=out, stderr=err,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", command], cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

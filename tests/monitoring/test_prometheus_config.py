@@ -19,10 +19,20 @@ RUNBOOK = ROOT / "docs/operations/runbook.md"
 DASHBOARDS = ROOT / "infra/grafana/dashboards"
 
 ALERTS = [
-    "FeedAPILatencyP95High", "FeedAPICacheHitRateLow", "CircuitBreakerOpen", "CircuitBreakerHalfOpen",
-    "EventConsumerLagHigh", "CDCConsumerLagHigh", "ClickHouseQueryTimeout", "ClickHouseInsertErrors",
-    "RedisCacheMemoryHigh", "RedisCacheEvictions", "DeduplicationFailureRate", "EventToVisibleLatencyHigh",
-    "FeedSystemAvailabilityLow", "CDCReplicationSlotLagHigh",
+    "FeedAPILatencyP95High",
+    "FeedAPICacheHitRateLow",
+    "CircuitBreakerOpen",
+    "CircuitBreakerHalfOpen",
+    "EventConsumerLagHigh",
+    "CDCConsumerLagHigh",
+    "ClickHouseQueryTimeout",
+    "ClickHouseInsertErrors",
+    "RedisCacheMemoryHigh",
+    "RedisCacheEvictions",
+    "DeduplicationFailureRate",
+    "EventToVisibleLatencyHigh",
+    "FeedSystemAvailabilityLow",
+    "CDCReplicationSlotLagHigh",
 ]
 SCRAPE_JOBS = {"web", "cdc_relay", "cdc_consumer", "events_consumer", "celery", "redis", "postgres", "clickhouse"}
 PANELS = {"feed-system-overview.json": 8, "data-pipeline.json": 10, "ranking-quality.json": 10}
@@ -40,8 +50,9 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 
 
 def rules() -> list[dict]:
-    return [rule for group in yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule for group in yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def test_promtool_checks_the_config_and_its_rules() -> None:
@@ -79,8 +90,11 @@ def test_rules_are_the_14_alerts_and_13_recording_rules() -> None:
 
 
 def test_each_alert_is_labelled_and_links_its_runbook_section() -> None:
-    anchors = {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
-               for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in RUNBOOK.read_text().splitlines()
+        if line.startswith("## ")
+    }
     for rule in (rule for rule in rules() if "alert" in rule):
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         assert rule["labels"]["team"] in {"feed", "infra"}, rule["alert"]
@@ -102,38 +116,64 @@ def test_amtool_checks_the_alertmanager_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("labels", "receivers"), [
-    ({"severity": "critical", "team": "feed"}, "pagerduty,slack-feed-team"),
-    ({"severity": "critical", "team": "infra"}, "pagerduty,slack-infra"),
-    ({"severity": "warning", "team": "feed"}, "slack-warnings,slack-feed-team"),
-    ({"severity": "warning", "team": "infra"}, "slack-warnings,slack-infra"),
-])
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        ({"severity": "critical", "team": "feed"}, "pagerduty,slack-feed-team"),
+        ({"severity": "critical", "team": "infra"}, "pagerduty,slack-infra"),
+        ({"severity": "warning", "team": "feed"}, "slack-warnings,slack-feed-team"),
+        ({"severity": "warning", "team": "infra"}, "slack-warnings,slack-infra"),
+    ],
+)
 def test_amtool_routes_each_severity_and_team(labels: dict[str, str], receivers: str) -> None:
-    result = run("amtool", "config", "routes", "test", "--config.file=infra/prometheus/alertmanager.yml",
-                 f"--verify.receivers={receivers}", *(f"{k}={v}" for k, v in labels.items()))
+    result = run(
+        "amtool",
+        "config",
+        "routes",
+        "test",
+        "--config.file=infra/prometheus/alertmanager.yml",
+        f"--verify.receivers={receivers}",
+        *(f"{k}={v}" for k, v in labels.items()),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receivers
 
 
 def test_amtool_routes_test_fails_on_a_wrong_receiver() -> None:
-    result = run("amtool", "config", "routes", "test", "--config.file=infra/prometheus/alertmanager.yml",
-                 "--verify.receivers=slack-warnings", "severity=critical", "team=feed")
+    result = run(
+        "amtool",
+        "config",
+        "routes",
+        "test",
+        "--config.file=infra/prometheus/alertmanager.yml",
+        "--verify.receivers=slack-warnings",
+        "severity=critical",
+        "team=feed",
+    )
     assert result.returncode != 0
 
 
 def test_every_alert_routes_to_its_teams_channel() -> None:
     for rule in (rule for rule in rules() if "alert" in rule):
-        result = run("amtool", "config", "routes", "test", "--config.file=infra/prometheus/alertmanager.yml",
-                     *(f"{k}={v}" for k, v in {"alertname": rule["alert"], **rule["labels"]}.items()))
+        result = run(
+            "amtool",
+            "config",
+            "routes",
+            "test",
+            "--config.file=infra/prometheus/alertmanager.yml",
+            *(f"{k}={v}" for k, v in {"alertname": rule["alert"], **rule["labels"]}.items()),
+        )
         severity = "pagerduty" if rule["labels"]["severity"] == "critical" else "slack-warnings"
         assert result.stdout.strip() == f"{severity},slack-{rule['labels']['team']}" + (
-            "-team" if rule["labels"]["team"] == "feed" else ""), rule["alert"]
+            "-team" if rule["labels"]["team"] == "feed" else ""
+        ), rule["alert"]
 
 
 def test_warnings_are_inhibited_by_the_critical_alert_of_their_component_and_secrets_are_files() -> None:
     config = yaml.safe_load((PROMETHEUS / "alertmanager.yml").read_text())
-    assert config["inhibit_rules"] == [{"source_matchers": ['severity="critical"'],
-                                        "target_matchers": ['severity="warning"'], "equal": ["component"]}]
+    assert config["inhibit_rules"] == [
+        {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["component"]}
+    ]
     text = (PROMETHEUS / "alertmanager.yml").read_text()
     assert "routing_key_file:" in text and "slack_api_url_file:" in text
     assert not re.search(r"hooks\.slack\.com|routing_key:|api_url:", text)
@@ -152,8 +192,9 @@ def test_dashboards_have_the_panels_of_the_brief() -> None:
         assert dashboard["refresh"] == "30s"
         assert len({panel["id"] for panel in dashboard["panels"]}) == count
         for panel in dashboard["panels"]:
-            assert panel["targets"] and all(t["expr"] and t["datasource"]["uid"] == "prometheus"
-                                            for t in panel["targets"]), panel["title"]
+            assert panel["targets"] and all(
+                t["expr"] and t["datasource"]["uid"] == "prometheus" for t in panel["targets"]
+            ), panel["title"]
     datasources = yaml.safe_load((ROOT / "infra/grafana/provisioning/datasources.yml").read_text())
     assert datasources["datasources"][0]["uid"] == "prometheus"
     providers = yaml.safe_load((ROOT / "infra/grafana/provisioning/dashboards.yml").read_text())["providers"]
@@ -167,8 +208,9 @@ def test_compose_runs_the_stack_with_30_day_retention() -> None:
     assert {"prometheus", "alertmanager", "grafana", "redis-exporter", "postgres-exporter"} <= set(services)
     assert "--storage.tsdb.retention.time=30d" in services["prometheus"]["command"]
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    targets = {job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
-               for job in config["scrape_configs"]}
+    targets = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]] for job in config["scrape_configs"]
+    }
     # each target is a compose service: of this file or of docker-compose.yml
     app = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for job, hosts in targets.items():

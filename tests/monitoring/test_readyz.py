@@ -10,8 +10,12 @@ import pytest
 from feed.models import User
 from monitoring import health
 
-pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_redis, pytest.mark.requires_clickhouse,
-              pytest.mark.requires_kafka]
+pytestmark = [
+    pytest.mark.requires_postgres,
+    pytest.mark.requires_redis,
+    pytest.mark.requires_clickhouse,
+    pytest.mark.requires_kafka,
+]
 
 
 @pytest.fixture(autouse=True)

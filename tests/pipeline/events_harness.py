@@ -21,7 +21,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,17 @@ from pipeline.event_schema import build_message
 from pipeline.topics import dlq_topic, ensure_topics, events_topic
 
 REPO = Path(__file__).resolve().parents[2]
-HOURLY_COLUMNS = ("impressions", "views", "clicks", "likes", "comments", "shares", "hides", "dwell_events",
-                  "dwell_ms_total")
+HOURLY_COLUMNS = (
+    "impressions",
+    "views",
+    "clicks",
+    "likes",
+    "comments",
+    "shares",
+    "hides",
+    "dwell_events",
+    "dwell_ms_total",
+)
 AFFINITY_COLUMNS = ("interactions", "clicks", "likes", "comments", "shares", "hides", "dwell_ms_total")
 EVENT_TYPES = ("impression", "impression", "impression", "view", "click", "like", "comment", "share", "hide", "dwell")
 
@@ -89,13 +98,17 @@ class EventPlan:
     def joined(*plans: EventPlan) -> EventPlan:
         """Plans sent one after the other, as one (they must share an id_base)."""
         assert len({plan.id_base for plan in plans}) == 1
-        return EventPlan([m for plan in plans for m in plan.messages],
-                         {k: v for plan in plans for k, v in plan.unique.items()},
-                         sum(plan.retries for plan in plans), plans[0].id_base)
+        return EventPlan(
+            [m for plan in plans for m in plan.messages],
+            {k: v for plan in plans for k, v in plan.unique.items()},
+            sum(plan.retries for plan in plans),
+            plans[0].id_base,
+        )
 
 
-def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, posts: int = 800,
-                id_base: int | None = None) -> EventPlan:
+def plan_events(
+    count: int, retry_ratio: float, seed: int, users: int = 300, posts: int = 800, id_base: int | None = None
+) -> EventPlan:
     """`count` messages; `retry_ratio` of them resend an earlier event (same event_id, new received_at).
 
     `seed` fixes the shape; event ids and the id range are fresh on every call,
@@ -104,7 +117,7 @@ def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, pos
     """
     rng = random.Random(seed)
     id_base = random.SystemRandom().randrange(10**9, 10**12) if id_base is None else id_base
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     n_retries = int(count * retry_ratio)
     sent: list[Event] = []
     messages: list[tuple[bytes, bytes]] = []
@@ -117,8 +130,11 @@ def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, pos
             post = rng.randrange(posts)
             event_type = rng.choice(EVENT_TYPES)
             event = Event(
-                event_id=str(uuid.uuid4()), user_id=id_base + rng.randrange(users),
-                post_id=id_base + post, author_id=id_base + 10_000 + post % 40, event_type=event_type,
+                event_id=str(uuid.uuid4()),
+                user_id=id_base + rng.randrange(users),
+                post_id=id_base + post,
+                author_id=id_base + 10_000 + post % 40,
+                event_type=event_type,
                 ts=now - timedelta(seconds=rng.randrange(3 * 24 * 3600)),
                 dwell_ms=rng.randrange(1, 60_000) if event_type == "dwell" else None,
                 position=rng.randrange(50) if rng.random() < 0.7 else None,
@@ -130,8 +146,15 @@ def plan_events(count: int, retry_ratio: float, seed: int, users: int = 300, pos
 
 
 def message_of(event: Event, received_at: datetime) -> bytes:
-    fields = {"event_id": event.event_id, "post_id": event.post_id, "event_type": event.event_type, "ts": event.ts,
-              "dwell_ms": event.dwell_ms, "position": event.position, "surface": "home"}
+    fields = {
+        "event_id": event.event_id,
+        "post_id": event.post_id,
+        "event_type": event.event_type,
+        "ts": event.ts,
+        "dwell_ms": event.dwell_ms,
+        "position": event.position,
+        "surface": "home",
+    }
     return build_message(fields, event.user_id, event.author_id, received_at)
 
 
@@ -152,14 +175,29 @@ def free_port() -> int:
 class ConsumerProcess:
     """`manage.py run_events_consumer` for one test's topics; logs go to `log_path`."""
 
-    def __init__(self, topics: EventTopics, log_path: Path, *args: str, batch_size: int = 500,
-                 batch_time_ms: int = 50, max_seconds: float = 300, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        topics: EventTopics,
+        log_path: Path,
+        *args: str,
+        batch_size: int = 500,
+        batch_time_ms: int = 50,
+        max_seconds: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.topics = topics
         self.log_path = log_path
         self.env = env or {}
         self.log_start = 0
-        self.args = [*args, "--max-batch-size", str(batch_size), "--max-batch-time-ms", str(batch_time_ms),
-                     "--max-seconds", str(max_seconds)]
+        self.args = [
+            *args,
+            "--max-batch-size",
+            str(batch_size),
+            "--max-batch-time-ms",
+            str(batch_time_ms),
+            "--max-seconds",
+            str(max_seconds),
+        ]
         self.metrics_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -178,9 +216,19 @@ class ConsumerProcess:
             log.flush()
             self.log_start = log.tell()
             self.proc = subprocess.Popen(
-                [sys.executable, str(REPO / "manage.py"), "run_events_consumer", *self.args,
-                 "--metrics-port", str(self.metrics_port), *extra],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    str(REPO / "manage.py"),
+                    "run_events_consumer",
+                    *self.args,
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    *extra,
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -231,7 +279,7 @@ class ConsumerProcess:
 
     def has_partitions(self) -> bool:
         """This run of the process was assigned partitions at least once."""
-        return b"events: assigned [(" in self.log_path.read_bytes()[self.log_start:]
+        return b"events: assigned [(" in self.log_path.read_bytes()[self.log_start :]
 
 
 # ---------------------------------------------------------------- waiting and checking
@@ -257,7 +305,9 @@ def sink_offsets(clickhouse: Any, topic: str) -> dict[int, int]:
     """{partition: max offset} of the newest generation held in ClickHouse."""
     rows = clickhouse.execute(
         "SELECT partition, generation, maxMerge(max_offset) FROM events_sink_offsets WHERE topic = %(t)s "
-        "GROUP BY partition, generation", {"t": topic})
+        "GROUP BY partition, generation",
+        {"t": topic},
+    )
     newest: dict[int, tuple[int, int]] = {}
     for partition, generation, offset in rows:
         if partition not in newest or generation > newest[partition][0]:
@@ -273,24 +323,29 @@ def wait_until_caught_up(topics: EventTopics, clickhouse: Any, timeout: float) -
     while True:
         committed = committed_offsets(topics, list(ends))
         written = sink_offsets(clickhouse, topics.events)
-        behind = {p: end for p, end in ends.items()
-                  if end > 0 and max(committed.get(p, -1), written.get(p, -1) + 1) < end}
+        behind = {
+            p: end for p, end in ends.items() if end > 0 and max(committed.get(p, -1), written.get(p, -1) + 1) < end
+        }
         if not behind:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"consumer did not catch up in {timeout}s: behind on {behind}, committed "
-                                 f"{committed}, written {written}")
+            raise AssertionError(
+                f"consumer did not catch up in {timeout}s: behind on {behind}, committed {committed}, written {written}"
+            )
         time.sleep(0.5)
 
 
 def dead_letters(topics: EventTopics) -> list[Any]:
     """Every message in the test's DLQ (up to each partition's end), by source offset."""
     metadata = admin_client(topics.kafka).list_topics(topics.dlq, timeout=10)
-    reader = Consumer({**topics.kafka.client_config(), "group.id": f"{topics.group}-dlq-reader",
-                       "enable.auto.commit": False})
+    reader = Consumer(
+        {**topics.kafka.client_config(), "group.id": f"{topics.group}-dlq-reader", "enable.auto.commit": False}
+    )
     try:
-        ends = {p: reader.get_watermark_offsets(TopicPartition(topics.dlq, p), timeout=10)[1]
-                for p in metadata.topics[topics.dlq].partitions}
+        ends = {
+            p: reader.get_watermark_offsets(TopicPartition(topics.dlq, p), timeout=10)[1]
+            for p in metadata.topics[topics.dlq].partitions
+        }
         reader.assign([TopicPartition(topics.dlq, p, 0) for p, end in ends.items() if end])
         got: list[Any] = []
         deadline = time.monotonic() + 20
@@ -299,8 +354,9 @@ def dead_letters(topics: EventTopics) -> list[Any]:
             got.extend(m for m in reader.consume(100, 0.5) if m.error() is None)
     finally:
         reader.close()
-    return sorted(got, key=lambda m: (int(dict(m.headers())["source_partition"]),
-                                      int(dict(m.headers())["source_offset"])))
+    return sorted(
+        got, key=lambda m: (int(dict(m.headers())["source_partition"]), int(dict(m.headers())["source_offset"]))
+    )
 
 
 def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.3) -> Any:
@@ -336,8 +392,17 @@ class SinkReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.duplicate_rows or self.missing or self.unexpected or self.hourly_mismatches
-                    or self.affinity_mismatches or self.aggregate_excess) and self.rows == self.expected
+        return (
+            not (
+                self.duplicate_rows
+                or self.missing
+                or self.unexpected
+                or self.hourly_mismatches
+                or self.affinity_mismatches
+                or self.aggregate_excess
+            )
+            and self.rows == self.expected
+        )
 
 
 def expected_hourly(events: list[Event]) -> dict[tuple, tuple]:
@@ -345,8 +410,9 @@ def expected_hourly(events: list[Event]) -> dict[tuple, tuple]:
     for e in events:
         hour = int(e.ts.timestamp()) // 3600 * 3600
         row = table.setdefault((e.post_id, e.author_id, hour), [0] * len(HOURLY_COLUMNS))
-        column = {"impression": 0, "view": 1, "click": 2, "like": 3, "comment": 4, "share": 5, "hide": 6,
-                  "dwell": 7}[e.event_type]
+        column = {"impression": 0, "view": 1, "click": 2, "like": 3, "comment": 4, "share": 5, "hide": 6, "dwell": 7}[
+            e.event_type
+        ]
         row[column] += 1
         if e.event_type == "dwell":
             row[8] += e.dwell_ms or 0
@@ -369,6 +435,7 @@ def expected_affinity(events: list[Event]) -> dict[tuple, tuple]:
 def _mismatches(expected: dict[tuple, tuple], actual: dict[tuple, tuple]) -> int:
     """Keys whose sums differ. A SummingMergeTree merge deletes rows whose sums are all
     zero (an author's day of impressions only), so an absent row equals a row of zeros."""
+
     def nonzero(table: dict[tuple, tuple]) -> dict[tuple, tuple]:
         return {key: values for key, values in table.items() if any(values)}
 
@@ -378,23 +445,31 @@ def _mismatches(expected: dict[tuple, tuple], actual: dict[tuple, tuple]) -> int
 
 def check_sink(clickhouse: Any, topic: str, plan: EventPlan, generation: int | None = None) -> SinkReport:
     """`generation`: compare only the rows of that topic generation (None: all)."""
-    ids = Counter(str(row[0]) for row in clickhouse.execute(
-        "SELECT event_id FROM events WHERE _topic = %(t)s AND (%(g)s < 0 OR _generation = %(g)s)",
-        {"t": topic, "g": -1 if generation is None else generation}))
+    ids = Counter(
+        str(row[0])
+        for row in clickhouse.execute(
+            "SELECT event_id FROM events WHERE _topic = %(t)s AND (%(g)s < 0 OR _generation = %(g)s)",
+            {"t": topic, "g": -1 if generation is None else generation},
+        )
+    )
     low, high = plan.id_base, plan.id_base + 10**6
     hourly = {
         (post, author, hour): tuple(values)
         for post, author, hour, *values in clickhouse.execute(
             f"SELECT post_id, author_id, toUInt32(hour), {', '.join(f'sum({c})' for c in HOURLY_COLUMNS)} "
             "FROM post_engagement_hourly WHERE post_id BETWEEN %(low)s AND %(high)s "
-            "GROUP BY post_id, author_id, hour", {"low": low, "high": high})
+            "GROUP BY post_id, author_id, hour",
+            {"low": low, "high": high},
+        )
     }
     affinity = {
         (user, author, day): tuple(values)
         for user, author, day, *values in clickhouse.execute(
             f"SELECT user_id, author_id, day, {', '.join(f'sum({c})' for c in AFFINITY_COLUMNS)} "
             "FROM user_author_affinity_daily WHERE user_id BETWEEN %(low)s AND %(high)s "
-            "GROUP BY user_id, author_id, day", {"low": low, "high": high})
+            "GROUP BY user_id, author_id, day",
+            {"low": low, "high": high},
+        )
     }
     events = list(plan.unique.values())
     counted = sum(sum(values[:8]) for values in hourly.values())

@@ -26,7 +26,10 @@ from pipeline.clickhouse_migrations import (
         ("-- only a comment\n", []),
         ("SELECT 1;", ["SELECT 1"]),
         ("SELECT 1;\nSELECT 2;\n", ["SELECT 1", "SELECT 2"]),
-        ("-- header\nCREATE TABLE t (\n  x String DEFAULT 'a;b'\n) ENGINE = Log;\n", ["CREATE TABLE t (\n  x String DEFAULT 'a;b'\n) ENGINE = Log"]),
+        (
+            "-- header\nCREATE TABLE t (\n  x String DEFAULT 'a;b'\n) ENGINE = Log;\n",
+            ["CREATE TABLE t (\n  x String DEFAULT 'a;b'\n) ENGINE = Log"],
+        ),
         ("SELECT 1", ["SELECT 1"]),
     ],
 )
@@ -44,7 +47,8 @@ def test_single_node_statements_run_as_written() -> None:
 
 def test_cluster_table_is_a_replicated_local_table_behind_a_distributed_one() -> None:
     local, distributed = CLUSTER.render(
-        "CREATE TABLE IF NOT EXISTS users (\n    id Int64\n) ENGINE = ReplacingMergeTree(_version)\nORDER BY id", "db")
+        "CREATE TABLE IF NOT EXISTS users (\n    id Int64\n) ENGINE = ReplacingMergeTree(_version)\nORDER BY id", "db"
+    )
     assert local == (
         "CREATE TABLE IF NOT EXISTS `db`.`users_local` ON CLUSTER `nova_sharded` (\n    id Int64\n)\n"
         "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/users', '{replica}', _version)\n"
@@ -63,7 +67,8 @@ def test_cluster_engine_without_parameters() -> None:
 
 def test_cluster_view_reads_and_writes_the_local_tables_of_its_server() -> None:
     [view] = CLUSTER.render(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO totals AS\nSELECT x, count() AS n FROM events GROUP BY x", "db")
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO totals AS\nSELECT x, count() AS n FROM events GROUP BY x", "db"
+    )
     assert view == (
         "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.`v` ON CLUSTER `nova_sharded` TO `db`.`totals_local` AS "
         "SELECT x, count() AS n FROM `db`.`events_local` GROUP BY x"
@@ -123,16 +128,29 @@ def scratch_db(unique_name: str):
 
 def _runner(database: str, sql_dir: Path) -> MigrationRunner:
     config = settings.CLICKHOUSE
-    return MigrationRunner(make_client(config, database=database), make_client(config, database="default"), database, sql_dir)
+    return MigrationRunner(
+        make_client(config, database=database), make_client(config, database="default"), database, sql_dir
+    )
 
 
 @pytest.mark.requires_clickhouse
 def test_fresh_database_then_again_then_edited_file(tmp_path: Path, scratch_db: str) -> None:
-    _write(tmp_path / "tables", "0001_things.sql", "CREATE TABLE IF NOT EXISTS things (id UInt64) ENGINE = MergeTree ORDER BY id;\n")
-    _write(tmp_path / "views", "0002_thing_count.sql",
-           "CREATE TABLE IF NOT EXISTS thing_count (n UInt64) ENGINE = SummingMergeTree ORDER BY tuple();\n"
-           "CREATE MATERIALIZED VIEW IF NOT EXISTS thing_count_mv TO thing_count AS SELECT count() AS n FROM things;\n")
-    _write(tmp_path / "tables", "0003_future.sql", "-- requires-clickhouse: 999.1\nCREATE TABLE IF NOT EXISTS future (id UInt64) ENGINE = Log;\n")
+    _write(
+        tmp_path / "tables",
+        "0001_things.sql",
+        "CREATE TABLE IF NOT EXISTS things (id UInt64) ENGINE = MergeTree ORDER BY id;\n",
+    )
+    _write(
+        tmp_path / "views",
+        "0002_thing_count.sql",
+        "CREATE TABLE IF NOT EXISTS thing_count (n UInt64) ENGINE = SummingMergeTree ORDER BY tuple();\n"
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS thing_count_mv TO thing_count AS SELECT count() AS n FROM things;\n",
+    )
+    _write(
+        tmp_path / "tables",
+        "0003_future.sql",
+        "-- requires-clickhouse: 999.1\nCREATE TABLE IF NOT EXISTS future (id UInt64) ENGINE = Log;\n",
+    )
 
     runner = _runner(scratch_db, tmp_path)
     plan = runner.plan()  # creates the database and the ledger, nothing else
@@ -143,7 +161,12 @@ def test_fresh_database_then_again_then_edited_file(tmp_path: Path, scratch_db: 
     client = make_client(settings.CLICKHOUSE, database=scratch_db)
     client.execute("INSERT INTO things VALUES", [(1,), (2,)])
     assert client.execute("SELECT sum(n) FROM thing_count") == [(2,)]
-    assert {name for (name,) in client.execute("SHOW TABLES")} >= {"things", "thing_count", "thing_count_mv", "nova_schema_migrations"}
+    assert {name for (name,) in client.execute("SHOW TABLES")} >= {
+        "things",
+        "thing_count",
+        "thing_count_mv",
+        "nova_schema_migrations",
+    }
     assert "future" not in {name for (name,) in client.execute("SHOW TABLES")}
 
     # again: nothing applied, the data untouched

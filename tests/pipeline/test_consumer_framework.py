@@ -52,14 +52,19 @@ class ListSink:
 @pytest.fixture
 def kafka(unique_name):
     config = dataclasses.replace(settings.KAFKA, topic_prefix=unique_name)
-    ensure_topics(admin_client(config), [config.topic("in"), config.topic("dlq.test")], partitions=2, replication_factor=1)
+    ensure_topics(
+        admin_client(config), [config.topic("in"), config.topic("dlq.test")], partitions=2, replication_factor=1
+    )
     return config
 
 
 def _spec(kafka) -> ConsumerSpec:
     return ConsumerSpec(
-        name="test", topics=lambda k: [k.topic("in")], group_id=f"{kafka.topic_prefix}-group",
-        dlq_topic=lambda k: k.topic("dlq.test"), handler_factory=ListSink,
+        name="test",
+        topics=lambda k: [k.topic("in")],
+        group_id=f"{kafka.topic_prefix}-group",
+        dlq_topic=lambda k: k.topic("dlq.test"),
+        handler_factory=ListSink,
     )
 
 
@@ -71,8 +76,13 @@ def _produce(kafka, values: list[bytes]) -> None:
 
 
 def _runner(kafka, sink: ListSink, **options) -> ConsumerRunner:
-    opts = RunnerOptions(max_batch_size=options.pop("max_batch_size", 20), max_batch_time_ms=100,
-                         retry_initial_seconds=0.05, retry_max_seconds=0.2, **options)
+    opts = RunnerOptions(
+        max_batch_size=options.pop("max_batch_size", 20),
+        max_batch_time_ms=100,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.2,
+        **options,
+    )
     runner = ConsumerRunner(_spec(kafka), kafka, sink, opts)
     sink.runner = runner
     return runner
@@ -97,8 +107,14 @@ def _topic_size(kafka, topic: str) -> int:
 
 
 def _read_all(kafka, topic: str, expected: int) -> list[Message]:
-    consumer = Consumer({**kafka.client_config(), "group.id": f"{kafka.topic_prefix}-reader",
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+    consumer = Consumer(
+        {
+            **kafka.client_config(),
+            "group.id": f"{kafka.topic_prefix}-reader",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
     consumer.subscribe([topic])
     got: list[Message] = []
     try:
@@ -244,8 +260,17 @@ def test_lag_counts_what_the_member_holds_unwritten(kafka) -> None:
 
     class Watching(RefusingSink):
         def write(self, items: list[int]) -> None:
-            seen.append(max((REGISTRY.get_sample_value("consumer_lag", {"consumer": "test", "topic": kafka.topic("in"),
-                                                                         "partition": str(p)}) or 0) for p in (0, 1)))
+            seen.append(
+                max(
+                    (
+                        REGISTRY.get_sample_value(
+                            "consumer_lag", {"consumer": "test", "topic": kafka.topic("in"), "partition": str(p)}
+                        )
+                        or 0
+                    )
+                    for p in (0, 1)
+                )
+            )
             super().write(items)
 
     _runner(kafka, Watching(broken={3}), lag_interval_seconds=0.05).run(max_seconds=4)

@@ -74,11 +74,17 @@ class GatedSink:
 
 
 def _runner(sink: GatedSink) -> ConsumerRunner:
-    spec = ConsumerSpec(name="rules", topics=lambda k: [TOPIC], group_id="rules", dlq_topic=lambda k: "rules.dlq",
-                        handler_factory=GatedSink)
+    spec = ConsumerSpec(
+        name="rules",
+        topics=lambda k: [TOPIC],
+        group_id="rules",
+        dlq_topic=lambda k: "rules.dlq",
+        handler_factory=GatedSink,
+    )
     options = RunnerOptions(max_batch_size=10, max_batch_time_ms=100, retry_initial_seconds=0.01)
-    return ConsumerRunner(spec, settings.KAFKA, sink, options, consumer_factory=FakeConsumer,
-                          producer_factory=NoProducer)
+    return ConsumerRunner(
+        spec, settings.KAFKA, sink, options, consumer_factory=FakeConsumer, producer_factory=NoProducer
+    )
 
 
 def _read(runner: ConsumerRunner, offsets: range) -> None:
@@ -96,7 +102,7 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
     sink = GatedSink()
     runner = _runner(sink)
     try:
-        _read(runner, range(0, 10))
+        _read(runner, range(10))
         assert runner.flush(wait=False)
         assert sink.first_write_started.wait(10)  # batch 1 is being written
         _read(runner, range(10, 20))
@@ -108,14 +114,14 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
         runner._on_assign(runner.consumer, [])  # waits for the abandoned writes to end
 
         # batch 1's insert was already under way (no client can take it back); 2 and 3 are not written
-        assert sink.written == [list(range(0, 10))]
+        assert sink.written == [list(range(10))]
         assert runner.flush()  # nothing left to write or commit
-        assert sink.written == [list(range(0, 10))]
+        assert sink.written == [list(range(10))]
 
         # the new assignment's batches are written as usual
         _read(runner, range(30, 33))
         assert runner.flush()
-        assert sink.written == [list(range(0, 10)), [30, 31, 32]]
+        assert sink.written == [list(range(10)), [30, 31, 32]]
         # committed with what the handler says of the partition (events: its topic generation)
         assert runner.consumer.commits == [[(TOPIC, 0, 33, "generation=7")]]
     finally:

@@ -6,7 +6,7 @@ that fills its server to maxmemory, not a server whose policy evicts (refused).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -47,7 +47,9 @@ def test_marks_are_per_user_and_live_as_long_as_an_accepted_retry() -> None:
     event_id = uuid.uuid4().hex
     # the same event_id from another user is another event
     assert dedup.classify([(1, event_id), (2, event_id)], [message_mark(0, 0, 1), message_mark(0, 0, 2)]) == [
-        Seen.NEW, Seen.NEW]
+        Seen.NEW,
+        Seen.NEW,
+    ]
     assert dedup.classify([(2, event_id)], [message_mark(0, 0, 3)]) == [Seen.RETRY]
     ttl = dedup.client.ttl(dedup_key(dedup.key_prefix, 1, event_id))
     assert settings.EVENTS_DEDUP_TTL_SECONDS - 5 <= ttl <= settings.EVENTS_DEDUP_TTL_SECONDS
@@ -136,10 +138,11 @@ def test_negative_control_marks_on_the_caches_server_are_evicted_and_refused(lru
 @pytest.mark.requires_redis
 def test_a_retry_49_hours_after_the_first_copy_is_not_counted_twice(unique_name, tmp_path, clickhouse) -> None:
     topics = make_topics(unique_name, partitions=1)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     id_base = uuid.uuid4().int % 10**11 + 10**9
-    event = Event(str(uuid.uuid4()), id_base + 1, id_base + 2, id_base + 10_002, "like", now - timedelta(days=5),
-                  None, None)
+    event = Event(
+        str(uuid.uuid4()), id_base + 1, id_base + 2, id_base + 10_002, "like", now - timedelta(days=5), None, None
+    )
     plan = EventPlan([(b"k", message_of(event, now))], {event.event_id: event}, 1, id_base)
     consumer = ConsumerProcess(topics, tmp_path / "consumer.log")
     try:

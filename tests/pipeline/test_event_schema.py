@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -16,7 +16,7 @@ from pipeline.event_schema import (
     validate_client_event,
 )
 
-NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 WINDOW = TimeWindow(max_future_skew=timedelta(minutes=5), max_age=timedelta(days=7))
 EID = "0b5a4d2e-8c1f-4f57-9a7e-0d6f3c2b1a90"
 
@@ -71,11 +71,11 @@ def test_bad_events_are_rejected_naming_the_field(raw, reason) -> None:
 @pytest.mark.parametrize(
     ("ts", "expected"),
     [
-        ("2026-11-23T12:05:00Z", datetime(2026, 11, 23, 12, 5, tzinfo=timezone.utc)),  # future edge: kept
-        ("2026-11-16T12:00:00+00:00", datetime(2026, 11, 16, 12, 0, tzinfo=timezone.utc)),  # age edge: kept
-        ("2026-11-23T13:30:00+02:00", datetime(2026, 11, 23, 11, 30, tzinfo=timezone.utc)),  # offset → UTC
-        ("2026-11-23T11:00:00", datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)),  # naive = UTC
-        ("2026-11-23T11:00:00.123456Z", datetime(2026, 11, 23, 11, 0, 0, 123456, tzinfo=timezone.utc)),
+        ("2026-11-23T12:05:00Z", datetime(2026, 11, 23, 12, 5, tzinfo=UTC)),  # future edge: kept
+        ("2026-11-16T12:00:00+00:00", datetime(2026, 11, 16, 12, 0, tzinfo=UTC)),  # age edge: kept
+        ("2026-11-23T13:30:00+02:00", datetime(2026, 11, 23, 11, 30, tzinfo=UTC)),  # offset → UTC
+        ("2026-11-23T11:00:00", datetime(2026, 11, 23, 11, 0, tzinfo=UTC)),  # naive = UTC
+        ("2026-11-23T11:00:00.123456Z", datetime(2026, 11, 23, 11, 0, 0, 123456, tzinfo=UTC)),
     ],
 )
 def test_timestamps_inside_the_window_are_kept_as_utc(ts, expected) -> None:
@@ -84,13 +84,27 @@ def test_timestamps_inside_the_window_are_kept_as_utc(ts, expected) -> None:
 
 def test_valid_event_is_normalised_and_server_fields_ignored() -> None:
     fields = validate_client_event(
-        event(event_id=EID.upper(), event_type="dwell", dwell_ms=1500, position=0, surface="home",
-              user_id=999, author_id=999, received_at="1970-01-01T00:00:00Z"),
-        NOW, WINDOW,
+        event(
+            event_id=EID.upper(),
+            event_type="dwell",
+            dwell_ms=1500,
+            position=0,
+            surface="home",
+            user_id=999,
+            author_id=999,
+            received_at="1970-01-01T00:00:00Z",
+        ),
+        NOW,
+        WINDOW,
     )
     assert fields == {
-        "event_id": EID, "post_id": 7, "event_type": "dwell", "ts": datetime(2026, 11, 23, 11, 59, tzinfo=timezone.utc),
-        "dwell_ms": 1500, "position": 0, "surface": "home",
+        "event_id": EID,
+        "post_id": 7,
+        "event_type": "dwell",
+        "ts": datetime(2026, 11, 23, 11, 59, tzinfo=UTC),
+        "dwell_ms": 1500,
+        "position": 0,
+        "surface": "home",
     }
 
 
@@ -98,18 +112,35 @@ def test_build_message_then_message_to_row_round_trips() -> None:
     fields = validate_client_event(event(position=3, surface="home"), NOW, WINDOW)
     value = build_message(fields, user_id=11, author_id=22, received_at=NOW.replace(microsecond=456000))
     assert orjson.loads(value) == {
-        "event_id": EID, "user_id": 11, "post_id": 7, "author_id": 22, "event_type": "click",
-        "ts": "2026-11-23T11:59:00.000Z", "received_at": "2026-11-23T12:00:00.456Z",
-        "dwell_ms": None, "position": 3, "surface": "home",
+        "event_id": EID,
+        "user_id": 11,
+        "post_id": 7,
+        "author_id": 22,
+        "event_type": "click",
+        "ts": "2026-11-23T11:59:00.000Z",
+        "received_at": "2026-11-23T12:00:00.456Z",
+        "dwell_ms": None,
+        "position": 3,
+        "surface": "home",
     }
     row = dict(zip(ROW_COLUMNS, message_to_row(value, "nova.events", 2, 40, 1)))
     row["event_id"] = str(row["event_id"])  # a str or a uuid.UUID: both insert as the same UUID
     assert row == {
-        "event_id": EID, "user_id": 11, "post_id": 7, "author_id": 22, "event_type": "click",
-        "ts": int(datetime(2026, 11, 23, 11, 59, tzinfo=timezone.utc).timestamp()),
-        "received_at": int(NOW.timestamp()), "received_at_ms": int(NOW.timestamp()) * 1000 + 456,
-        "dwell_ms": 0, "position": 3, "surface": "home",
-        "_topic": "nova.events", "_partition": 2, "_offset": 40, "_generation": 1,
+        "event_id": EID,
+        "user_id": 11,
+        "post_id": 7,
+        "author_id": 22,
+        "event_type": "click",
+        "ts": int(datetime(2026, 11, 23, 11, 59, tzinfo=UTC).timestamp()),
+        "received_at": int(NOW.timestamp()),
+        "received_at_ms": int(NOW.timestamp()) * 1000 + 456,
+        "dwell_ms": 0,
+        "position": 3,
+        "surface": "home",
+        "_topic": "nova.events",
+        "_partition": 2,
+        "_offset": 40,
+        "_generation": 1,
     }
 
 

@@ -30,7 +30,6 @@ import pytest
 from confluent_kafka import Producer
 
 from nova.kafka import produce_waiting
-
 from tests.pipeline.events_harness import (
     ConsumerProcess,
     EventPlan,
@@ -46,8 +45,7 @@ from tests.pipeline.events_harness import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis,
-              pytest.mark.slow]
+pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis, pytest.mark.slow]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +83,7 @@ def _produce_paced(topics: EventTopics, plan: EventPlan, seconds: float, failure
     started = time.monotonic()
     for i in range(chunks):
         time.sleep(max(0.0, started + i * seconds / chunks - time.monotonic()))
-        for key, value in plan.messages[i * size:(i + 1) * size]:
+        for key, value in plan.messages[i * size : (i + 1) * size]:
             produce_waiting(producer, topics.events, key, value)
         producer.poll(0)
     if producer.flush(60):
@@ -140,8 +138,11 @@ def run_chaos(topics: EventTopics, clickhouse, log_dir: Path, chaos: ChaosSettin
     began = time.monotonic()
     producer.start()
     try:
-        while (log.external_kills < chaos.external_kills or crash_points
-               or time.monotonic() - began < chaos.produce_seconds):
+        while (
+            log.external_kills < chaos.external_kills
+            or crash_points
+            or time.monotonic() - began < chaos.produce_seconds
+        ):
             b_wanted = chaos.second_consumer[0] <= log.external_kills < chaos.second_consumer[1]
             reap("a", True)
             if not b_wanted and slots["b"].alive:
@@ -174,7 +175,9 @@ def run_chaos(topics: EventTopics, clickhouse, log_dir: Path, chaos: ChaosSettin
         ends = partition_ends(topics)
         deadline = time.monotonic() + chaos.drain_timeout
         while not _caught_up(topics, clickhouse, ends):
-            assert time.monotonic() < deadline, f"not caught up after {chaos.drain_timeout}s:\n{slots['a'].log()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"not caught up after {chaos.drain_timeout}s:\n{slots['a'].log()[-3000:]}"
+            )
             reap("a", True)
             time.sleep(0.5)
     finally:
@@ -187,8 +190,12 @@ def run_chaos(topics: EventTopics, clickhouse, log_dir: Path, chaos: ChaosSettin
 def test_chaos_kills_restarts_and_rebalances_lose_nothing_and_count_nothing_twice(unique_name, clickhouse, tmp_path):
     topics = make_topics(unique_name, partitions=4)
     chaos = ChaosSettings(
-        messages=100_000, external_kills=6, produce_seconds=30.0, second_consumer=(1, 4),
-        crash_points=("after-insert:3", "", "after-dedup:2", "", "after-insert:5", "after-dedup:4"), poison=25,
+        messages=100_000,
+        external_kills=6,
+        produce_seconds=30.0,
+        second_consumer=(1, 4),
+        crash_points=("after-insert:3", "", "after-dedup:2", "", "after-insert:5", "after-dedup:4"),
+        poison=25,
     )
     report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
     print(report, dataclasses.replace(log, dead_letters=[]), f"{len(log.dead_letters)} dead letters")
@@ -206,8 +213,9 @@ NEGATIVE = dict(messages=20_000, external_kills=2, produce_seconds=8.0, second_c
 
 def test_negative_control_without_the_sink_seek_the_harness_reports_duplicates(unique_name, clickhouse, tmp_path):
     topics = make_topics(unique_name, partitions=4)
-    chaos = ChaosSettings(**NEGATIVE, crash_points=("after-insert:2", "after-insert:3"),
-                          consumer_args=("--test-no-sink-seek",))
+    chaos = ChaosSettings(
+        **NEGATIVE, crash_points=("after-insert:2", "after-insert:3"), consumer_args=("--test-no-sink-seek",)
+    )
     report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
     print(report, log)
     assert log.self_crashes >= 1
@@ -219,8 +227,9 @@ def test_negative_control_without_the_sink_seek_the_harness_reports_duplicates(u
 
 def test_negative_control_marks_without_identity_the_harness_reports_losses(unique_name, clickhouse, tmp_path):
     topics = make_topics(unique_name, partitions=4)
-    chaos = ChaosSettings(**NEGATIVE, crash_points=("after-dedup:2", "after-dedup:3"),
-                          consumer_args=("--test-no-mark-identity",))
+    chaos = ChaosSettings(
+        **NEGATIVE, crash_points=("after-dedup:2", "after-dedup:3"), consumer_args=("--test-no-mark-identity",)
+    )
     report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
     print(report, log)
     assert log.self_crashes >= 1

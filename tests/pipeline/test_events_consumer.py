@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -44,7 +44,8 @@ def _rows(clickhouse, topic: str) -> list[tuple]:
     return clickhouse.execute(
         "SELECT toString(event_id), user_id, post_id, author_id, toString(event_type), toUInt32(ts), received_at_ms, "
         "dwell_ms, position, surface, _topic, _partition, _offset, _generation FROM events WHERE _topic = %(t)s",
-        {"t": topic})
+        {"t": topic},
+    )
 
 
 def test_events_land_with_their_source_offsets(topics, consumer, clickhouse) -> None:
@@ -72,7 +73,6 @@ def test_events_land_with_their_source_offsets(topics, consumer, clickhouse) -> 
     assert report.ok, report
     assert consumer.metric_when("consumer_messages_total", 300) == 300
     assert consumer.metric_when("event_to_visible_seconds_count", 300) == 300
-
 
 
 def test_client_retries_are_dropped_and_counted(topics, consumer, clickhouse) -> None:
@@ -113,14 +113,14 @@ def test_poison_message_goes_to_the_dlq_with_its_reason_and_the_partition_flows(
 def _poison(plan, ts: datetime) -> bytes:
     """A message of a fresh event (not in `plan.unique`) whose ts ClickHouse's DateTime cannot hold."""
     event = dataclasses.replace(next(iter(plan.unique.values())), event_id=str(uuid.uuid4()), ts=ts)
-    return message_of(event, datetime.now(timezone.utc))
+    return message_of(event, datetime.now(UTC))
 
 
 def test_a_timestamp_clickhouse_cannot_hold_is_dead_lettered_and_the_partition_flows(topics, consumer, clickhouse):
     # issue 12, confirmed: produced straight to the topic (not through the API),
     # this passed decode and then failed every insert of its batch for ever
     good = plan_events(60, retry_ratio=0.0, seed=4)
-    poison = _poison(good, datetime(2200, 1, 1, tzinfo=timezone.utc))
+    poison = _poison(good, datetime(2200, 1, 1, tzinfo=UTC))
     key = good.messages[0][0]
     produce(topics.kafka, topics.events, [*good.messages[:30], (key, poison), *good.messages[30:]])
     consumer.start()
@@ -142,7 +142,7 @@ def test_rows_clickhouse_refuses_raise_rows_rejected_and_insert_nothing(topics, 
     good = plan_events(3, retry_ratio=0.0, seed=5)
     rows = [message_to_row(value, topics.events, 0, offset, 0) for offset, (_k, value) in enumerate(good.messages)]
     ts = ROW_COLUMNS.index("ts")
-    rows[1] = (*rows[1][:ts], 7_258_118_400, *rows[1][ts + 1:])  # 2200-01-01: no UInt32
+    rows[1] = (*rows[1][:ts], 7_258_118_400, *rows[1][ts + 1 :])  # 2200-01-01: no UInt32
     with override_settings(KAFKA=topics.kafka, EVENTS_CONSUMER_GROUP=topics.group):
         handler = build_events_handler()
     try:

@@ -20,9 +20,11 @@ from pipeline.consumers.faults import CrashPoint
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
 
-GOOD = (b'{"event_id": "0b7e7c1e-9a4c-4c55-8f43-2a8e2f7a9d11", "user_id": 7, "post_id": 9, "author_id": 3, '
-        b'"event_type": "like", "ts": "2026-11-23T10:00:00.250Z", "received_at": "2026-11-23T10:00:01.500Z", '
-        b'"dwell_ms": null, "position": 4, "surface": "home"}')
+GOOD = (
+    b'{"event_id": "0b7e7c1e-9a4c-4c55-8f43-2a8e2f7a9d11", "user_id": 7, "post_id": 9, "author_id": 3, '
+    b'"event_type": "like", "ts": "2026-11-23T10:00:00.250Z", "received_at": "2026-11-23T10:00:01.500Z", '
+    b'"dwell_ms": null, "position": 4, "surface": "home"}'
+)
 
 
 @pytest.mark.parametrize(
@@ -58,8 +60,7 @@ def test_start_position(sink, in_log, committed, end, expected) -> None:
         (None, 30, 2, (2, 30, False)),
     ],
 )
-def test_start_position_ignores_a_commit_of_another_generation(sink, committed, committed_generation,
-                                                                 expected) -> None:
+def test_start_position_ignores_a_commit_of_another_generation(sink, committed, committed_generation, expected) -> None:
     assert start_position(sink, True, committed, 5000, committed_generation) == expected
 
 
@@ -131,8 +132,9 @@ def test_message_to_row_refuses_malformed_messages(value, reason) -> None:
 @pytest.mark.requires_redis
 class TestDedupMarks:
     def _dedup(self, **kwargs) -> EventDedup:
-        return EventDedup(settings.EVENTS_DEDUP_REDIS_URL, f"{settings.REDIS_KEY_PREFIX}:{uuid.uuid4().hex[:8]}",
-                          48 * 3600, **kwargs)
+        return EventDedup(
+            settings.EVENTS_DEDUP_REDIS_URL, f"{settings.REDIS_KEY_PREFIX}:{uuid.uuid4().hex[:8]}", 48 * 3600, **kwargs
+        )
 
     def test_new_then_replay_of_the_same_message_then_client_retry(self) -> None:
         dedup = self._dedup()

@@ -5,6 +5,7 @@ is tested beside the consumer."""
 from __future__ import annotations
 
 import pytest
+
 from pipeline.consumers.events import insert_token, latest_sink_offsets
 from pipeline.event_schema import ROW_COLUMNS
 

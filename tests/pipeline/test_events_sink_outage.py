@@ -30,8 +30,7 @@ from tests.pipeline.events_harness import (
 )
 from tests.support.private_services import PrivateServer
 
-pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis,
-              pytest.mark.slow]
+pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis, pytest.mark.slow]
 
 
 @pytest.fixture
@@ -47,14 +46,18 @@ def private_clickhouse(tmp_path):
 
 
 def test_frozen_sink_timeouts_and_a_sigterm_meanwhile_lose_nothing_and_count_nothing_twice(
-        unique_name, private_clickhouse, tmp_path) -> None:
+    unique_name, private_clickhouse, tmp_path
+) -> None:
     config = dataclasses.replace(settings.CLICKHOUSE, port=private_clickhouse.port)
     private, admin = make_client(config), make_client(config, database="default")
     MigrationRunner(private, admin, config.database, settings.CLICKHOUSE_SQL_DIR).apply()
 
     topics = make_topics(unique_name, partitions=2)
-    env = {"CLICKHOUSE_PORT": str(private_clickhouse.port), "CLICKHOUSE_SEND_RECEIVE_TIMEOUT": "2",
-           "CLICKHOUSE_CONNECT_TIMEOUT": "2"}
+    env = {
+        "CLICKHOUSE_PORT": str(private_clickhouse.port),
+        "CLICKHOUSE_SEND_RECEIVE_TIMEOUT": "2",
+        "CLICKHOUSE_CONNECT_TIMEOUT": "2",
+    }
     consumer = ConsumerProcess(topics, tmp_path / "consumer.log", batch_size=300, env=env)
     first = plan_events(3000, retry_ratio=0.05, seed=21)
     second, third = (plan_events(3000, retry_ratio=0.05, seed=seed, id_base=first.id_base) for seed in (22, 23))

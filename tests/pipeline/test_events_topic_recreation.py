@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import REGISTRY
 
@@ -49,13 +48,15 @@ def _recreate(topics: EventTopics) -> None:
 
 
 def _generation_rows(clickhouse, topic: str, generation: int) -> int:
-    return clickhouse.execute("SELECT count() FROM events WHERE _topic = %(t)s AND _generation = %(g)s",
-                              {"t": topic, "g": generation})[0][0]
+    return clickhouse.execute(
+        "SELECT count() FROM events WHERE _topic = %(t)s AND _generation = %(g)s", {"t": topic, "g": generation}
+    )[0][0]
 
 
 @pytest.mark.parametrize("new_log_size", [20, 150], ids=["shorter-new-log", "new-log-past-the-sink-offset"])
 def test_consumer_restarted_on_a_recreated_topic_reads_the_new_log_from_its_start(
-        topics, consumer, clickhouse, new_log_size) -> None:
+    topics, consumer, clickhouse, new_log_size
+) -> None:
     old = plan_events(60, retry_ratio=0.0, seed=11)
     produce(topics.kafka, topics.events, old.messages)
     consumer.start()
@@ -68,8 +69,9 @@ def test_consumer_restarted_on_a_recreated_topic_reads_the_new_log_from_its_star
     new = plan_events(new_log_size, retry_ratio=0.0, seed=12)
     produce(topics.kafka, topics.events, new.messages)
     consumer.start()
-    wait_for(lambda: _generation_rows(clickhouse, topics.events, 1) >= new_log_size, timeout=60,
-             what="the new log's events")
+    wait_for(
+        lambda: _generation_rows(clickhouse, topics.events, 1) >= new_log_size, timeout=60, what="the new log's events"
+    )
     time.sleep(0.5)  # nothing more may arrive
 
     assert _generation_rows(clickhouse, topics.events, 0) == 60
@@ -116,12 +118,16 @@ def test_check_sources_notices_a_recreated_topic_without_a_rebalance(topics, cli
     key = (topics.events, 0)
 
     def read_into_handler(count: int, start: int = 0) -> None:
-        reader = Consumer({**topics.kafka.client_config(), "group.id": f"{topics.group}-reader",
-                           "enable.auto.commit": False})
+        reader = Consumer(
+            {**topics.kafka.client_config(), "group.id": f"{topics.group}-reader", "enable.auto.commit": False}
+        )
         reader.assign([TopicPartition(topics.events, 0, start)])
         messages: list = []
-        wait_for(lambda: messages.extend(m for m in reader.consume(100, 0.5) if not m.error()) or
-                 len(messages) >= count, timeout=20, what=f"{count} messages")
+        wait_for(
+            lambda: messages.extend(m for m in reader.consume(100, 0.5) if not m.error()) or len(messages) >= count,
+            timeout=20,
+            what=f"{count} messages",
+        )
         reader.close()
         for message in messages:
             handler.decode(message)

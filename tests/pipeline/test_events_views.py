@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from django.conf import settings
@@ -57,9 +57,21 @@ def test_view_output_matches_its_target_column_by_column(clickhouse, clickhouse_
 
 def _row(**values) -> tuple:
     base = {
-        "event_id": str(uuid.uuid4()), "user_id": 0, "post_id": 0, "author_id": 0, "event_type": "impression",
-        "ts": 0, "received_at": 0, "received_at_ms": 0, "dwell_ms": 0, "position": -1, "surface": "",
-        "_topic": "views-test", "_partition": 0, "_offset": 0, "_generation": 0,
+        "event_id": str(uuid.uuid4()),
+        "user_id": 0,
+        "post_id": 0,
+        "author_id": 0,
+        "event_type": "impression",
+        "ts": 0,
+        "received_at": 0,
+        "received_at_ms": 0,
+        "dwell_ms": 0,
+        "position": -1,
+        "surface": "",
+        "_topic": "views-test",
+        "_partition": 0,
+        "_offset": 0,
+        "_generation": 0,
     }
     base.update(values)
     return tuple(base[name] for name in ROW_COLUMNS)
@@ -68,12 +80,19 @@ def _row(**values) -> tuple:
 def test_inserted_events_reach_every_aggregate(clickhouse, clickhouse_db) -> None:
     # ids no other test uses: the aggregates are shared by the session's database
     post, author, user = 9_000_000 + uuid.uuid4().int % 1_000_000, 8_000_001, 7_000_000 + uuid.uuid4().int % 1_000_000
-    t0 = int(datetime(2026, 11, 23, 10, 15, tzinfo=timezone.utc).timestamp())
-    t1 = int(datetime(2026, 11, 23, 11, 5, tzinfo=timezone.utc).timestamp())
+    t0 = int(datetime(2026, 11, 23, 10, 15, tzinfo=UTC).timestamp())
+    t1 = int(datetime(2026, 11, 23, 11, 5, tzinfo=UTC).timestamp())
     kinds = ["impression", "impression", "view", "click", "like", "comment", "share", "hide", "dwell"]
     rows = [
-        _row(user_id=user, post_id=post, author_id=author, event_type=kind, ts=t0 if i < 5 else t1,
-             dwell_ms=1200 if kind == "dwell" else 0, _offset=i)
+        _row(
+            user_id=user,
+            post_id=post,
+            author_id=author,
+            event_type=kind,
+            ts=t0 if i < 5 else t1,
+            dwell_ms=1200 if kind == "dwell" else 0,
+            _offset=i,
+        )
         for i, kind in enumerate(kinds)
     ]
     rows.append(_row(user_id=user, post_id=post, author_id=0, event_type="like", ts=t1, _offset=99))  # unknown author

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -13,14 +13,19 @@ import pytest
 from pipeline.event_schema import TimeWindow
 from pipeline.ingest import BatchRejected, events_of, ingest_events
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WINDOW = TimeWindow(max_future_skew=timedelta(minutes=5), max_age=timedelta(days=7))
 POSTS = {10: 100, 11: 101}  # post id → author id
 
 
 def ev(n: int, post_id: int = 10, **extra):
-    return {"event_id": f"00000000-0000-4000-8000-{n:012d}", "post_id": post_id, "event_type": "like",
-            "ts": "2026-11-23T11:00:00Z", **extra}
+    return {
+        "event_id": f"00000000-0000-4000-8000-{n:012d}",
+        "post_id": post_id,
+        "event_type": "like",
+        "ts": "2026-11-23T11:00:00Z",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,15 @@ pytestmark = pytest.mark.requires_kafka
 def test_topic_names_follow_debezium_and_design() -> None:
     kafka = dataclasses.replace(settings.KAFKA, topic_prefix="nova")
     assert all_topics(kafka) == [
-        "nova.public.users", "nova.public.posts", "nova.public.follows", "nova.public.likes",
-        "nova.public.comments", "nova.public.mutes", "nova.events", "nova.dlq.cdc", "nova.dlq.events",
+        "nova.public.users",
+        "nova.public.posts",
+        "nova.public.follows",
+        "nova.public.likes",
+        "nova.public.comments",
+        "nova.public.mutes",
+        "nova.events",
+        "nova.dlq.cdc",
+        "nova.dlq.events",
     ]
 
 
@@ -41,13 +48,15 @@ def test_ensure_topics_creates_then_is_idempotent_and_topics_work(settings, uniq
         producer.produce(topic, key=str(i).encode(), value=payload)
     assert producer.flush(10) == 0
 
-    consumer = Consumer({
-        **settings.KAFKA.client_config(),
-        "group.id": f"{unique_name}-group",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "session.timeout.ms": settings.KAFKA.session_timeout_ms,
-    })
+    consumer = Consumer(
+        {
+            **settings.KAFKA.client_config(),
+            "group.id": f"{unique_name}-group",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": settings.KAFKA.session_timeout_ms,
+        }
+    )
     consumer.subscribe([topic])
     seen: set[bytes] = set()
     try:

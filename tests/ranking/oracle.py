@@ -26,9 +26,13 @@ def _s(moment: datetime) -> int:
     return epoch_us(moment) // 1_000_000
 
 
-def expected_feed(world: World, user_id: int, now: datetime, params: RankingParams,
-                  deleted_relations: Set[tuple[str, int]] = frozenset()) -> tuple[list[ScoredCandidate],
-                                                                                 list[DroppedCandidate]]:
+def expected_feed(
+    world: World,
+    user_id: int,
+    now: datetime,
+    params: RankingParams,
+    deleted_relations: Set[tuple[str, int]] = frozenset(),
+) -> tuple[list[ScoredCandidate], list[DroppedCandidate]]:
     now_us = epoch_us(now)
     now_s = now_us // 1_000_000
     in_since_s = now_s - params.in_network_window_hours * 3600
@@ -79,16 +83,24 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
                 day_counts[(author_of[r.target_id], r.created_at.date())][kind] += 1
     affinity: defaultdict[int, float] = defaultdict(float)
     for (author, day), c in day_counts.items():
-        interactions = (c["interactions"] - c["like"] - c["comment"] + max(c["like"], c["cdc_like"])
-                        + max(c["comment"], c["cdc_comment"]))
+        interactions = (
+            c["interactions"]
+            - c["like"]
+            - c["comment"]
+            + max(c["like"], c["cdc_like"])
+            + max(c["comment"], c["cdc_comment"])
+        )
         affinity[author] += interactions * math.exp(-math.log(2) * (today - day).days / params.affinity_half_life_days)
     user_max = max(affinity.values(), default=0.0)
     last_hide: defaultdict[int, int] = defaultdict(int)
     for e in world.events:
         if e.user_id == user_id and e.event_type == "hide" and _s(e.ts) >= fatigue_since_s:
             last_hide[e.author_id] = max(last_hide[e.author_id], _s(e.ts))
-    seen = {e.post_id for e in world.events
-            if e.user_id == user_id and e.event_type == "impression" and _s(e.ts) >= seen_since_s}
+    seen = {
+        e.post_id
+        for e in world.events
+        if e.user_id == user_id and e.event_type == "impression" and _s(e.ts) >= seen_since_s
+    }
     hidden = {e.post_id for e in world.events if e.user_id == user_id and e.event_type == "hide"}
 
     in_network_authors = followees | {user_id}
@@ -103,18 +115,30 @@ def expected_feed(world: World, user_id: int, now: datetime, params: RankingPara
             continue
         counts = ev[p.id]
         feats = Features(
-            post_id=p.id, author_id=p.author_id, created_at_us=epoch_us(p.created_at), out_of_network=oon,
-            impressions=counts["impression"], clicks=counts["click"],
-            likes=max(counts["like"], cdc_likes[p.id]), comments=max(counts["comment"], cdc_comments[p.id]),
-            shares=counts["share"], affinity_raw=affinity.get(p.author_id, 0.0), user_max_affinity_raw=user_max,
+            post_id=p.id,
+            author_id=p.author_id,
+            created_at_us=epoch_us(p.created_at),
+            out_of_network=oon,
+            impressions=counts["impression"],
+            clicks=counts["click"],
+            likes=max(counts["like"], cdc_likes[p.id]),
+            comments=max(counts["comment"], cdc_comments[p.id]),
+            shares=counts["share"],
+            affinity_raw=affinity.get(p.author_id, 0.0),
+            user_max_affinity_raw=user_max,
             last_hide_s=last_hide.get(p.author_id, 0),
         )
         (trending if oon else in_network).append(feats)
     trending = [f for f in trending if f.clicks + f.likes + f.comments + f.shares > 0]
     trending.sort(key=lambda f: (-(f.clicks + 2 * f.likes + 3 * f.comments + 4 * f.shares), -f.post_id))
     candidates = [
-        ScoredCandidate(f, score_features(f, now_us, params), seen=f.post_id in seen, hidden=f.post_id in hidden,
-                        muted=f.author_id in muted)
+        ScoredCandidate(
+            f,
+            score_features(f, now_us, params),
+            seen=f.post_id in seen,
+            hidden=f.post_id in hidden,
+            muted=f.author_id in muted,
+        )
         for f in in_network + trending[: params.trending_pool]
     ]
     candidates.sort(key=lambda c: (-c.score, -c.post_id))

@@ -16,8 +16,17 @@ pytestmark = pytest.mark.requires_clickhouse
 
 PROFILES = [
     RankingParams(),
-    RankingParams(name="engagement_heavy", weight_freshness=0.1, weight_engagement=0.8, weight_affinity=0.1,
-                  trending_pool=5, engagement_prior=3, affinity_half_life_days=2, author_cap=1, feed_length=30),
+    RankingParams(
+        name="engagement_heavy",
+        weight_freshness=0.1,
+        weight_engagement=0.8,
+        weight_affinity=0.1,
+        trending_pool=5,
+        engagement_prior=3,
+        affinity_half_life_days=2,
+        author_cap=1,
+        feed_length=30,
+    ),
     # few in-network posts: cold start (no out-of-network run limit)
     RankingParams(name="cold", cold_start_min_candidates=10_000),
 ]
@@ -45,9 +54,11 @@ def test_sql_and_python_agree(world_db, seed: int) -> None:
             assert item.score == pytest.approx(oracle.score, abs=1e-6)
             for name in ("freshness", "engagement", "affinity", "fatigue", "network_factor"):
                 assert getattr(item.candidate.components, name) == pytest.approx(
-                    getattr(oracle.components, name), abs=1e-6), name
+                    getattr(oracle.components, name), abs=1e-6
+                ), name
         assert sorted((d.post_id, d.reason) for d in feed.dropped) == sorted(
-            (d.post_id, d.reason) for d in expected_dropped), params.name
+            (d.post_id, d.reason) for d in expected_dropped
+        ), params.name
         reasons = {d.reason for d in feed.dropped}
         if params.name == "default":
             # the world is made so that every exclusion is exercised

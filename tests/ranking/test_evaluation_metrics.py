@@ -113,8 +113,9 @@ def test_mean_skips_undefined_values(values: list[float | None], expected: float
         ([1.0, 1.0], [0.0, 0.0], None),  # the baseline scored nothing: no ratio
     ],
 )
-def test_ratio_interval_edges(numerators: list[float], denominators: list[float],
-                              expected: tuple[float, float] | None) -> None:
+def test_ratio_interval_edges(
+    numerators: list[float], denominators: list[float], expected: tuple[float, float] | None
+) -> None:
     interval = metrics.ratio_of_means_interval(numerators, denominators, resamples=200, seed=1)
     assert interval == (pytest.approx(expected) if expected else None)
 
@@ -140,8 +141,17 @@ def test_ratio_interval_needs_pairs() -> None:
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
-def candidate(post_id: int, author_id: int, hours_old: float, *, score: float = 0.5, out_of_network: bool = False,
-              seen: bool = False, hidden: bool = False, muted: bool = False) -> ScoredCandidate:
+def candidate(
+    post_id: int,
+    author_id: int,
+    hours_old: float,
+    *,
+    score: float = 0.5,
+    out_of_network: bool = False,
+    seen: bool = False,
+    hidden: bool = False,
+    muted: bool = False,
+) -> ScoredCandidate:
     created_at_us = int((NOW.timestamp() - hours_old * 3600) * 1_000_000)
     features = Features(post_id, author_id, created_at_us, out_of_network, 0, 0, 0, 0, 0, 0.0, 0.0, 0)
     return ScoredCandidate(features, Components(0, 0, 0, 1, 1, score), seen=seen, hidden=hidden, muted=muted)
@@ -149,10 +159,14 @@ def candidate(post_id: int, author_id: int, hours_old: float, *, score: float = 
 
 def ranked(items: list[ScoredCandidate], dropped: list[tuple[ScoredCandidate, str]]) -> RankedFeed:
     return RankedFeed(
-        user_id=1, profile=RankingParams(), now=NOW,
+        user_id=1,
+        profile=RankingParams(),
+        now=NOW,
         items=[RankedItem(rank, c) for rank, c in enumerate(items, start=1)],
         dropped=[DroppedCandidate(c, reason) for c, reason in dropped],
-        cold_start=False, query_seconds=0.0, total_seconds=0.0,
+        cold_start=False,
+        query_seconds=0.0,
+        total_seconds=0.0,
     )
 
 

@@ -29,25 +29,43 @@ def client_for(user: User) -> APIClient:
 @pytest.fixture
 def world(world_db, settings):
     # a generous deadline: these tests are about explain, not ClickHouse's speed on a busy machine
-    settings.CLICKHOUSE = dataclasses.replace(settings.CLICKHOUSE, database=world_db.connection.database,
-                                              query_timeout=10.0)
+    settings.CLICKHOUSE = dataclasses.replace(
+        settings.CLICKHOUSE, database=world_db.connection.database, query_timeout=10.0
+    )
     breaker_for("clickhouse").store.set_closed()
     now = timezone.now()
     reader, author, muted = (User.objects.create_user(name) for name in ("reader", "author", "muted"))
-    posts = {name: Post.objects.create(author=who, body=name) for name, who in (
-        ("fresh", author), ("hidden", author), ("seen", author), ("old", author), ("deleted", author),
-        ("by_muted", muted))}
+    posts = {
+        name: Post.objects.create(author=who, body=name)
+        for name, who in (
+            ("fresh", author),
+            ("hidden", author),
+            ("seen", author),
+            ("old", author),
+            ("deleted", author),
+            ("by_muted", muted),
+        )
+    }
     ages = {"fresh": 1, "hidden": 2, "seen": 3, "old": 100, "deleted": 1, "by_muted": 1}
-    write_world(world_db, World(
-        users=[WUser(u.pk) for u in (reader, author, muted)],
-        posts=[WPost(p.pk, p.author_id, now - timedelta(hours=ages[name]), deleted=name == "deleted")
-               for name, p in posts.items()],
-        follows=[WRelation(1, reader.pk, author.pk, now - timedelta(days=9)),
-                 WRelation(2, reader.pk, muted.pk, now - timedelta(days=9))],
-        mutes=[WRelation(1, reader.pk, muted.pk, now - timedelta(days=1))],
-        events=[WEvent(reader.pk, posts["hidden"].pk, author.pk, "hide", now - timedelta(minutes=30)),
-                WEvent(reader.pk, posts["seen"].pk, author.pk, "impression", now - timedelta(minutes=30))],
-    ))
+    write_world(
+        world_db,
+        World(
+            users=[WUser(u.pk) for u in (reader, author, muted)],
+            posts=[
+                WPost(p.pk, p.author_id, now - timedelta(hours=ages[name]), deleted=name == "deleted")
+                for name, p in posts.items()
+            ],
+            follows=[
+                WRelation(1, reader.pk, author.pk, now - timedelta(days=9)),
+                WRelation(2, reader.pk, muted.pk, now - timedelta(days=9)),
+            ],
+            mutes=[WRelation(1, reader.pk, muted.pk, now - timedelta(days=1))],
+            events=[
+                WEvent(reader.pk, posts["hidden"].pk, author.pk, "hide", now - timedelta(minutes=30)),
+                WEvent(reader.pk, posts["seen"].pk, author.pk, "impression", now - timedelta(minutes=30)),
+            ],
+        ),
+    )
     staff = User.objects.create_user("operator", is_staff=True)
     return {"reader": reader, "posts": posts, "staff": client_for(staff), "plain": client_for(author)}
 
@@ -92,8 +110,12 @@ def test_only_staff_may_explain(world) -> None:
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"user_id": None}, "user_id"), ({"post_id": "abc"}, "post_id"), ({"user_id": "-3"}, "user_id"),
-     ({"post_id": str(2**63)}, "post_id")],
+    [
+        ({"user_id": None}, "user_id"),
+        ({"post_id": "abc"}, "post_id"),
+        ({"user_id": "-3"}, "user_id"),
+        ({"post_id": str(2**63)}, "post_id"),
+    ],
 )
 def test_bad_ids_are_400_naming_the_field(world, params, field) -> None:
     query = {"user_id": world["reader"].pk, "post_id": world["posts"]["fresh"].pk}

@@ -33,8 +33,10 @@ def test_bucket_is_stable_and_in_range() -> None:
 def _expected_buckets() -> list[float]:
     import hashlib
 
-    return [int.from_bytes(hashlib.sha256(f"nova-ranking:{u}".encode()).digest()[:8], "big") % 10_000 / 100
-            for u in (1, 2, 3)]
+    return [
+        int.from_bytes(hashlib.sha256(f"nova-ranking:{u}".encode()).digest()[:8], "big") % 10_000 / 100
+        for u in (1, 2, 3)
+    ]
 
 
 def test_split_follows_the_traffic_shares() -> None:

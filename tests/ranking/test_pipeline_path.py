@@ -30,8 +30,9 @@ def api_for(user: User) -> APIClient:
 def test_api_writes_reach_the_ranking(cdc_ns: CdcNamespace) -> None:
     cdc_ns.start_relay()
     cdc_ns.start_consumer()
-    reader, alice, bob, carol = (User.objects.create_user(n, password="pw-12345!")
-                                 for n in ("reader", "alice", "bob", "carol"))
+    reader, alice, bob, carol = (
+        User.objects.create_user(n, password="pw-12345!") for n in ("reader", "alice", "bob", "carol")
+    )
     api = {u.username: api_for(u) for u in (reader, alice, bob, carol)}
     for author in (alice, bob, carol):
         assert api["reader"].post(f"/api/v1/users/{author.pk}/follow/").status_code == 201

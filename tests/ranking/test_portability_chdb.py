@@ -46,8 +46,14 @@ NEWCOMER = 10  # no follows, no activity
 
 PROFILES = (
     RankingParams(),  # product defaults: the small world is a cold start
-    RankingParams(name="port", cold_start_min_candidates=3, feed_length=6, author_cap=2, author_cap_window=3,
-                  max_out_of_network_in_a_row=1),
+    RankingParams(
+        name="port",
+        cold_start_min_candidates=3,
+        feed_length=6,
+        author_cap=2,
+        author_cap_window=3,
+        max_out_of_network_in_a_row=1,
+    ),
 )
 
 
@@ -59,23 +65,30 @@ def small_world() -> World:
     users = [WUser(u) for u in (VIEWER, *FOLLOWED, MUTED_AUTHOR, *TRENDING_AUTHORS, OTHER, NEWCOMER)]
     users.append(WUser(INACTIVE_AUTHOR, active=False))
     posts = [
-        WPost(101, 2, _ago(hours=1)), WPost(102, 2, _ago(hours=5)), WPost(103, 2, _ago(hours=30)),
+        WPost(101, 2, _ago(hours=1)),
+        WPost(102, 2, _ago(hours=5)),
+        WPost(103, 2, _ago(hours=30)),
         WPost(104, 2, _ago(hours=2, minutes=10)),
-        WPost(201, 3, _ago(hours=3)), WPost(202, 3, _ago(hours=80)),  # 202: outside the in-network window
+        WPost(201, 3, _ago(hours=3)),
+        WPost(202, 3, _ago(hours=80)),  # 202: outside the in-network window
         WPost(301, 4, _ago(hours=1, minutes=30), deleted=True),
         WPost(302, 4, _ago(hours=4)),  # hidden by the viewer
         WPost(303, 4, _ago(hours=6)),  # seen by the viewer
         WPost(304, 4, _ago(hours=9)),
         WPost(501, MUTED_AUTHOR, _ago(hours=2)),
-        WPost(601, 6, _ago(hours=3, minutes=20)), WPost(602, 6, _ago(hours=30)),  # 602: outside the trending window
+        WPost(601, 6, _ago(hours=3, minutes=20)),
+        WPost(602, 6, _ago(hours=30)),  # 602: outside the trending window
         WPost(603, 6, _ago(hours=12)),
-        WPost(701, 7, _ago(hours=1, minutes=5)), WPost(702, 7, _ago(hours=8)),  # 702: no engagement
+        WPost(701, 7, _ago(hours=1, minutes=5)),
+        WPost(702, 7, _ago(hours=8)),  # 702: no engagement
         WPost(801, INACTIVE_AUTHOR, _ago(hours=1, minutes=40)),
         WPost(1001, VIEWER, _ago(hours=7)),
         WPost(901, OTHER, _ago(hours=200)),  # outside every window
     ]
-    follows = [WRelation(10 + i, VIEWER, author, _ago(days=20))
-               for i, author in enumerate((*FOLLOWED, MUTED_AUTHOR, INACTIVE_AUTHOR))]
+    follows = [
+        WRelation(10 + i, VIEWER, author, _ago(days=20))
+        for i, author in enumerate((*FOLLOWED, MUTED_AUTHOR, INACTIVE_AUTHOR))
+    ]
     mutes = [WRelation(1, VIEWER, MUTED_AUTHOR, _ago(days=3))]
     likes = [
         WRelation(1, VIEWER, 101, _ago(minutes=50)),
@@ -112,8 +125,10 @@ def small_world() -> World:
         ev(VIEWER, 304, "view", _ago(hours=8)),
         ev(VIEWER, 701, "click", _ago(minutes=30)),
         # everyone else: engagement that makes posts trend (or not)
-        *(ev(OTHER, post, "impression", _ago(hours=h)) for post, h in
-          ((601, 3), (701, 1), (102, 4), (103, 20), (201, 2), (602, 29), (702, 7), (603, 11))),
+        *(
+            ev(OTHER, post, "impression", _ago(hours=h))
+            for post, h in ((601, 3), (701, 1), (102, 4), (103, 20), (201, 2), (602, 29), (702, 7), (603, 11))
+        ),
         ev(OTHER, 601, "click", _ago(hours=2, minutes=55)),
         ev(OTHER, 601, "like", _ago(hours=2, minutes=54)),
         ev(OTHER, 601, "share", _ago(hours=2, minutes=53)),
@@ -131,8 +146,7 @@ def small_world() -> World:
         ev(OTHER, 801, "click", _ago(hours=1)),  # the inactive author's post stays out anyway
         ev(OTHER, 301, "click", _ago(hours=1)),  # so does the deleted post
     ]
-    return World(users=users, posts=posts, follows=follows, likes=likes, comments=comments, mutes=mutes,
-                 events=events)
+    return World(users=users, posts=posts, follows=follows, likes=likes, comments=comments, mutes=mutes, events=events)
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +167,9 @@ def chdb_runner() -> Iterator[object]:
                 try:
                     runner.execute(statement)
                 except Exception as exc:
-                    pytest.fail(f"migration {migration.name} fails on chDB {runner.version}:\n{statement}\n{exc}",
-                                pytrace=False)
+                    pytest.fail(
+                        f"migration {migration.name} fails on chDB {runner.version}:\n{statement}\n{exc}", pytrace=False
+                    )
         yield runner
     finally:
         runner.close()
@@ -190,8 +205,11 @@ def _created_objects() -> set[str]:
     names = set()
     for migration in discover(settings.CLICKHOUSE_SQL_DIR):
         for statement in migration.statements():
-            match = re.match(r"CREATE\s+(?:MATERIALIZED\s+VIEW|TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?",
-                             statement, re.IGNORECASE)
+            match = re.match(
+                r"CREATE\s+(?:MATERIALIZED\s+VIEW|TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?",
+                statement,
+                re.IGNORECASE,
+            )
             if match:
                 names.add(match.group(1))
     return names
@@ -204,8 +222,9 @@ def test_every_migration_applies_on_current_clickhouse(chdb_runner) -> None:
             assert chdb_runner.version >= migration.requires, f"{migration.name} is gated above chDB's version"
     expected = _created_objects()
     assert expected, "no CREATE statement found in the migrations"
-    present = {name for (name,) in chdb_runner.execute(
-        "SELECT name FROM system.tables WHERE database = currentDatabase()")}
+    present = {
+        name for (name,) in chdb_runner.execute("SELECT name FROM system.tables WHERE database = currentDatabase()")
+    }
     assert expected <= present, f"missing on chDB: {sorted(expected - present)}"
 
 
@@ -231,14 +250,18 @@ def _candidate_mismatches(reference: RankedFeed, other: RankedFeed) -> list[str]
             a, b = getattr(candidate, part), getattr(twin, part)
             for field in fields(a):
                 x, y = getattr(a, field.name), getattr(b, field.name)
-                same = (math.isclose(x, y, rel_tol=0, abs_tol=SCORE_TOLERANCE)
-                        if isinstance(x, float) or isinstance(y, float) else x == y and type(x) is type(y))
+                same = (
+                    math.isclose(x, y, rel_tol=0, abs_tol=SCORE_TOLERANCE)
+                    if isinstance(x, float) or isinstance(y, float)
+                    else x == y and type(x) is type(y)
+                )
                 if not same:
                     problems.append(f"post {candidate.post_id} {part}.{field.name}: 18.16 {x!r}, chDB {y!r}")
         for flag in ("seen", "hidden", "muted"):
             if getattr(candidate, flag) != getattr(twin, flag):
-                problems.append(f"post {candidate.post_id} {flag}: 18.16 {getattr(candidate, flag)}, "
-                                f"chDB {getattr(twin, flag)}")
+                problems.append(
+                    f"post {candidate.post_id} {flag}: 18.16 {getattr(candidate, flag)}, chDB {getattr(twin, flag)}"
+                )
     return problems
 
 
@@ -271,8 +294,9 @@ def test_ranking_queries_agree_on_chdb_and_18_16(both) -> None:
             old = rank_feed(user_id, NOW, profile, server)
             new = rank_feed(user_id, NOW, profile, current)
             if _feed_summary(new) != _feed_summary(old):
-                problems.append(f"{label}: feed and drops differ\n  18.16 {_feed_summary(old)}\n"
-                                f"  chDB  {_feed_summary(new)}")
+                problems.append(
+                    f"{label}: feed and drops differ\n  18.16 {_feed_summary(old)}\n  chDB  {_feed_summary(new)}"
+                )
             if [i.score for i in new.items] != pytest.approx([i.score for i in old.items], rel=0, abs=SCORE_TOLERANCE):
                 problems.append(f"{label}: feed scores differ by more than {SCORE_TOLERANCE}")
             problems.extend(f"{label}: {problem}" for problem in _candidate_mismatches(old, new))
@@ -314,8 +338,9 @@ def test_the_world_exercises_every_rule(both) -> None:
     assert any(i.candidate.out_of_network for i in viewer.items)
     assert "beyond_feed_length" in reasons.values()
     assert "saturated" in {d.reason for d in rank_feed(VIEWER, NOW, PROFILES[0], server).dropped}
-    features = {c.post_id: c.features for c in (*(i.candidate for i in viewer.items),
-                                                *(d.candidate for d in viewer.dropped))}
+    features = {
+        c.post_id: c.features for c in (*(i.candidate for i in viewer.items), *(d.candidate for d in viewer.dropped))
+    }
     # likes: the larger of events (1) and CDC rows (2); the comment only as an event
     assert (features[101].likes, features[101].comments, features[101].clicks) == (2, 1, 1)
     assert features[304].last_hide_s > 0 and features[201].affinity_raw > 0

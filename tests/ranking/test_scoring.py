@@ -24,8 +24,8 @@ from ranking.scoring import (
         (0, 6, 1.0),
         (6, 6, 0.5),
         (12, 6, 0.25),
-        (72, 6, 2 ** -12),  # the in-network window's edge
-        (3, 6, 2 ** -0.5),
+        (72, 6, 2**-12),  # the in-network window's edge
+        (3, 6, 2**-0.5),
         (-1, 6, 1.0),  # clock skew: a post from the future is new, not fresher than new
         (24, 24, 0.5),
     ],
@@ -96,9 +96,20 @@ NOW_US = 1_800_000_000 * 1_000_000
 
 
 def features(**overrides) -> Features:
-    base = dict(post_id=1, author_id=2, created_at_us=NOW_US - 6 * 3_600_000_000, out_of_network=False,
-                impressions=0, clicks=0, likes=0, comments=0, shares=0, affinity_raw=0.0,
-                user_max_affinity_raw=0.0, last_hide_s=0)
+    base = dict(
+        post_id=1,
+        author_id=2,
+        created_at_us=NOW_US - 6 * 3_600_000_000,
+        out_of_network=False,
+        impressions=0,
+        clicks=0,
+        likes=0,
+        comments=0,
+        shares=0,
+        affinity_raw=0.0,
+        user_max_affinity_raw=0.0,
+        last_hide_s=0,
+    )
     return Features(**{**base, **overrides})
 
 

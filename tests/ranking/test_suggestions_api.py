@@ -88,8 +88,9 @@ def test_a_cached_list_is_served_and_honours_a_follow_made_a_moment_ago(graph) -
     u = graph
     Post.objects.create(author=u["me"], body="active")
     assert u["me"].pk in active_user_ids(timezone.now() - timedelta(hours=1), 100)
-    refresh_suggestions(task_redis(), timezone.now(), active_window_seconds=3600, max_users=100, size=50,
-                        ttl_seconds=60)
+    refresh_suggestions(
+        task_redis(), timezone.now(), active_window_seconds=3600, max_users=100, size=50, ttl_seconds=60
+    )
     assert cached_suggestions(u["me"].pk) == [u["fof_a"].pk, u["fof_b"].pk, u["star"].pk]
     # a new, very popular author: the live answer would lead with them, the cached one does not know them
     newcomer = User.objects.create_user("newcomer")

@@ -22,14 +22,14 @@ def ago(**delta: float) -> datetime:
 def small_world() -> tuple[World, list[WRelation]]:
     """Posts 1..9 by authors 10..13 (13 inactive); readers 20, 21. Returns the world and a like deleted later."""
     posts = [
-        WPost(1, 10, ago(hours=1)),   # click 1 + like 2 (event and CDC row: counted once) = 3
-        WPost(2, 11, ago(hours=2)),   # share 4 + comment 3 (CDC only) = 7
+        WPost(1, 10, ago(hours=1)),  # click 1 + like 2 (event and CDC row: counted once) = 3
+        WPost(2, 11, ago(hours=2)),  # share 4 + comment 3 (CDC only) = 7
         WPost(3, 10, ago(hours=23)),  # two clicks = 2
-        WPost(4, 12, ago(hours=3)),   # two likes by CDC, one as an event: the larger count, 2 -> 4
-        WPost(5, 13, ago(hours=1)),   # by an inactive author
+        WPost(4, 12, ago(hours=3)),  # two likes by CDC, one as an event: the larger count, 2 -> 4
+        WPost(5, 13, ago(hours=1)),  # by an inactive author
         WPost(6, 11, ago(hours=2), deleted=True),
         WPost(7, 12, ago(hours=25)),  # created before the window
-        WPost(8, 10, ago(hours=4)),   # impressions and views only: no weighted action
+        WPost(8, 10, ago(hours=4)),  # impressions and views only: no weighted action
         WPost(9, 11, ago(minutes=30)),  # its only like was undone
         WPost(10, 12, ago(hours=5)),  # two clicks: ties with post 3, newer id first
     ]
@@ -42,16 +42,27 @@ def small_world() -> tuple[World, list[WRelation]]:
     world = World(
         users=[WUser(10), WUser(11), WUser(12), WUser(13, active=False), WUser(20), WUser(21)],
         posts=posts,
-        likes=[WRelation(1, 20, 1, ago(minutes=50)), WRelation(2, 20, 4, ago(hours=2)),
-               WRelation(3, 21, 4, ago(hours=2)), *undone],
+        likes=[
+            WRelation(1, 20, 1, ago(minutes=50)),
+            WRelation(2, 20, 4, ago(hours=2)),
+            WRelation(3, 21, 4, ago(hours=2)),
+            *undone,
+        ],
         comments=[WRelation(1, 21, 2, ago(hours=1))],
         events=[
-            ev(20, 1, "click", ago(minutes=55)), ev(20, 1, "like", ago(minutes=50)),
-            ev(20, 2, "share", ago(hours=1)), ev(20, 3, "click", ago(hours=20)), ev(21, 3, "click", ago(hours=19)),
+            ev(20, 1, "click", ago(minutes=55)),
+            ev(20, 1, "like", ago(minutes=50)),
+            ev(20, 2, "share", ago(hours=1)),
+            ev(20, 3, "click", ago(hours=20)),
+            ev(21, 3, "click", ago(hours=19)),
             ev(20, 4, "like", ago(hours=2)),
-            ev(20, 5, "share", ago(minutes=30)), ev(20, 6, "share", ago(hours=1)), ev(20, 7, "share", ago(hours=1)),
-            ev(20, 8, "impression", ago(hours=3)), ev(20, 8, "view", ago(hours=3)),
-            ev(20, 10, "click", ago(hours=4)), ev(21, 10, "click", ago(hours=4)),
+            ev(20, 5, "share", ago(minutes=30)),
+            ev(20, 6, "share", ago(hours=1)),
+            ev(20, 7, "share", ago(hours=1)),
+            ev(20, 8, "impression", ago(hours=3)),
+            ev(20, 8, "view", ago(hours=3)),
+            ev(20, 10, "click", ago(hours=4)),
+            ev(21, 10, "click", ago(hours=4)),
         ],
     )
     return world, undone

@@ -53,8 +53,16 @@ def generated_world(seed: int, users: int = 40, posts: int = 400) -> tuple[World
         if event_type == "hide" and user == USER and rng.random() < 0.7:
             event_type = "click"  # keep most of the user's posts visible
         at = post.created_at + (NOW - post.created_at) * rng.random()
-        world.events.append(WEvent(user, post.id, post.author_id, event_type, at,
-                                   dwell_ms=rng.randrange(1, 60_000) if event_type == "dwell" else 0))
+        world.events.append(
+            WEvent(
+                user,
+                post.id,
+                post.author_id,
+                event_type,
+                at,
+                dwell_ms=rng.randrange(1, 60_000) if event_type == "dwell" else 0,
+            )
+        )
     # an old hide (40 days) of a followed author: fatigue half faded
     world.events.append(WEvent(USER, 10_000, world.follows[0].target_id, "hide", NOW - timedelta(days=40)))
     deleted = {("follows", world.follows[1].id), ("likes", world.likes[0].id), ("mutes", world.mutes[0].id)}

@@ -68,9 +68,14 @@ class ChdbRunner:
         self._client = Client("localhost")
         self._context = self._client.connection.context
         self._context.server_info = ServerInfo(
-            name="chDB", version_major=self.version[0], version_minor=self.version[1],
-            version_patch=self.version[2] if len(self.version) > 2 else 0, revision=54468,
-            timezone=server_tz, display_name="chdb", used_revision=54468,
+            name="chDB",
+            version_major=self.version[0],
+            version_minor=self.version[1],
+            version_patch=self.version[2] if len(self.version) > 2 else 0,
+            revision=54468,
+            timezone=server_tz,
+            display_name="chdb",
+            used_revision=54468,
         )
 
     # clickhouse_driver.Client.execute's surface, as far as the project uses it
@@ -127,8 +132,9 @@ class ChdbRunner:
             return []
         payload = json.loads(text)
         converters = [converter(column["type"]) for column in payload["meta"]]
-        return [tuple(convert(value) for convert, value in zip(converters, row, strict=True))
-                for row in payload["data"]]
+        return [
+            tuple(convert(value) for convert, value in zip(converters, row, strict=True)) for row in payload["data"]
+        ]
 
 
 def _split_args(text: str) -> list[str]:

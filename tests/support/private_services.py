@@ -41,8 +41,9 @@ class PrivateServer:
             raise ValueError(f"no private {service}")
 
     def run(self, action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", str(SERVICES), action, self.service], env=self.env, timeout=90,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            ["bash", str(SERVICES), action, self.service], env=self.env, timeout=90, capture_output=True, text=True
+        )
 
     def up(self) -> None:
         result = self.run("up")

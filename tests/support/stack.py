@@ -47,7 +47,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
     while time.monotonic() < deadline:
         try:
             value = condition()
-        except Exception as exc:  # noqa: BLE001 - the condition polls a service that may be starting
+        except Exception as exc:
             last_error = exc
         else:
             if value:
@@ -78,8 +78,12 @@ class Process:
         with open(self.log_path, "ab") as log:
             log.write(f"\n----- start {self.starts}\n".encode())
             self.popen = subprocess.Popen(
-                ["bash", "-c", f"exec {self.command}"], cwd=ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                ["bash", "-c", f"exec {self.command}"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def alive(self) -> bool:
@@ -132,9 +136,25 @@ class Stack:
         for server in self.servers.values():
             server.up()
         self.web_port = free_port()
-        inherited = {k: v for k, v in os.environ.items()
-                     if not k.startswith(("NOVA_", "DJANGO_", "CLICKHOUSE_", "KAFKA_", "REDIS_", "CELERY_",
-                                          "DATABASE_", "PYTEST", "EVENTS_", "FEED_", "CDC_"))}
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(
+                (
+                    "NOVA_",
+                    "DJANGO_",
+                    "CLICKHOUSE_",
+                    "KAFKA_",
+                    "REDIS_",
+                    "CELERY_",
+                    "DATABASE_",
+                    "PYTEST",
+                    "EVENTS_",
+                    "FEED_",
+                    "CDC_",
+                )
+            )
+        }
         self.env = {
             **inherited,
             **ports,
@@ -176,14 +196,21 @@ class Stack:
                 pass
 
     def manage(self, *args: str, timeout: float = 180) -> str:
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, timeout=timeout,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, f"manage.py {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
     # ------------------------------------------------------------ clients
-    def request(self, method: str, path: str, token: str | None = None, body: Any = None,
-                timeout: float = 10.0) -> Response:
+    def request(
+        self, method: str, path: str, token: str | None = None, body: Any = None, timeout: float = 10.0
+    ) -> Response:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=data, method=method)
         if data is not None:
@@ -202,16 +229,22 @@ class Stack:
         return Response(status, parsed, headers)
 
     def register(self, username: str) -> tuple[int, str]:
-        answer = self.request("POST", "/api/v1/auth/register/",
-                              body={"username": username, "password": f"{username}-long-password-42"})
+        answer = self.request(
+            "POST", "/api/v1/auth/register/", body={"username": username, "password": f"{username}-long-password-42"}
+        )
         assert answer.status == 201, answer
         return int(answer.body["user"]["id"]), str(answer.body["token"])
 
     def clickhouse(self, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         from clickhouse_driver import Client
 
-        client = Client(host="127.0.0.1", port=self.servers["clickhouse"].port, database="nova",
-                        connect_timeout=2, send_receive_timeout=10)
+        client = Client(
+            host="127.0.0.1",
+            port=self.servers["clickhouse"].port,
+            database="nova",
+            connect_timeout=2,
+            send_receive_timeout=10,
+        )
         try:
             return list(client.execute(query, params or {}))
         finally:
@@ -224,8 +257,10 @@ class Stack:
 
     def event_counts(self, event_ids: list[str]) -> dict[str, int]:
         """Rows per event id in `events` (before any merge: a duplicate insert shows)."""
-        rows = self.clickhouse("SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s"
-                               " GROUP BY event_id", {"ids": tuple(event_ids)})
+        rows = self.clickhouse(
+            "SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s GROUP BY event_id",
+            {"ids": tuple(event_ids)},
+        )
         return {str(event_id): int(count) for event_id, count in rows}
 
     def metrics(self, port_variable: str) -> str:

@@ -58,8 +58,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, clickhouse_db: str,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def celery_worker(
+    django_db_setup: None, clickhouse_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     db: Mapping[str, Any] = settings.DATABASES["default"]  # the test database, once django_db_setup made it
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     env = {
@@ -73,15 +74,38 @@ def celery_worker(django_db_setup: None, clickhouse_db: str,
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "nova", "worker", "--pool", "prefork", "--concurrency", "1",
-             "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO",
-             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "nova",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     worker = Worker(process, log_path)
     try:
-        wait_until(lambda: not worker.alive() or " ready." in log_path.read_text(errors="replace"),
-                   READY_TIMEOUT_SECONDS, message="celery worker ready")
+        wait_until(
+            lambda: not worker.alive() or " ready." in log_path.read_text(errors="replace"),
+            READY_TIMEOUT_SECONDS,
+            message="celery worker ready",
+        )
         if not worker.alive():
             pytest.fail(f"the celery worker exited with {process.returncode}:\n{worker.log()}", pytrace=False)
         yield worker

@@ -28,15 +28,18 @@ from pipeline.topics import CDC_TABLES, cdc_topic, events_topic
 from tests.support.redis_down import redis_down  # noqa: F401
 
 
-@pytest.mark.parametrize(("low", "high", "committed", "lag"), [
-    (0, 10, 4, 6),
-    (0, 10, 10, 0),
-    (0, 10, -1001, 10),  # no commit: the group starts at the earliest message
-    (5, 10, -1001, 5),
-    (6, 10, 2, 4),  # retention deleted unread messages: count from what is left
-    (0, 7, 9, 0),  # a commit past the reported watermark (tansu's per-batch watermark): never negative
-    (0, 0, -1001, 0),
-])
+@pytest.mark.parametrize(
+    ("low", "high", "committed", "lag"),
+    [
+        (0, 10, 4, 6),
+        (0, 10, 10, 0),
+        (0, 10, -1001, 10),  # no commit: the group starts at the earliest message
+        (5, 10, -1001, 5),
+        (6, 10, 2, 4),  # retention deleted unread messages: count from what is left
+        (0, 7, 9, 0),  # a commit past the reported watermark (tansu's per-batch watermark): never negative
+        (0, 0, -1001, 0),
+    ],
+)
 def test_partition_lag(low: int, high: int, committed: int, lag: int) -> None:
     assert partition_lag(low, high, committed) == lag
 
@@ -59,8 +62,9 @@ def _at(reported_at: float) -> LagReport:
 def test_families_of_a_fresh_report() -> None:
     families = {family.name: family for family in lag_families(_at(100.0), now=110.0, max_age=90)}
     assert {s.labels["partition"]: s.value for s in families["consumer_group_lag"].samples} == {"0": 7, "1": 0}
-    assert [(s.labels, s.value) for s in families["cdc_replication_slot_lag_bytes"].samples] == [({"slot": "slot"},
-                                                                                                  1234)]
+    assert [(s.labels, s.value) for s in families["cdc_replication_slot_lag_bytes"].samples] == [
+        ({"slot": "slot"}, 1234)
+    ]
     assert families["pipeline_lag_report_age_seconds"].samples[0].value == 10.0
 
 

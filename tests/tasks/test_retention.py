@@ -18,26 +18,37 @@ from ranking.world import WEvent, World, write_world
 UTC = UTC
 
 
-@pytest.mark.parametrize(("partition_id", "end"), [
-    ("202401", datetime(2024, 2, 1, tzinfo=UTC)),
-    ("202411", datetime(2024, 12, 1, tzinfo=UTC)),
-    ("202412", datetime(2025, 1, 1, tzinfo=UTC)),  # December ends in the next year
-    ("202402", datetime(2024, 3, 1, tzinfo=UTC)),  # leap February
-    ("202400", None), ("202413", None), ("2024", None), ("20240101", None), ("all", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("partition_id", "end"),
+    [
+        ("202401", datetime(2024, 2, 1, tzinfo=UTC)),
+        ("202411", datetime(2024, 12, 1, tzinfo=UTC)),
+        ("202412", datetime(2025, 1, 1, tzinfo=UTC)),  # December ends in the next year
+        ("202402", datetime(2024, 3, 1, tzinfo=UTC)),  # leap February
+        ("202400", None),
+        ("202413", None),
+        ("2024", None),
+        ("20240101", None),
+        ("all", None),
+        ("", None),
+    ],
+)
 def test_month_end(partition_id: str, end: datetime | None) -> None:
     assert month_end(partition_id) == end
 
 
-@pytest.mark.parametrize(("cutoff", "expected"), [
-    # a month goes once its last moment is older than the cutoff
-    (datetime(2024, 3, 1, tzinfo=UTC), ["202401", "202402"]),
-    (datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC), ["202401"]),  # one second short of February's end
-    (datetime(2024, 2, 1, tzinfo=UTC), ["202401"]),  # exactly January's end
-    (datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC), []),
-    (datetime(2025, 1, 1, tzinfo=UTC), ["202401", "202402", "202403", "202412"]),  # across the year
-    (datetime(2023, 6, 1, tzinfo=UTC), []),
-])
+@pytest.mark.parametrize(
+    ("cutoff", "expected"),
+    [
+        # a month goes once its last moment is older than the cutoff
+        (datetime(2024, 3, 1, tzinfo=UTC), ["202401", "202402"]),
+        (datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC), ["202401"]),  # one second short of February's end
+        (datetime(2024, 2, 1, tzinfo=UTC), ["202401"]),  # exactly January's end
+        (datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC), []),
+        (datetime(2025, 1, 1, tzinfo=UTC), ["202401", "202402", "202403", "202412"]),  # across the year
+        (datetime(2023, 6, 1, tzinfo=UTC), []),
+    ],
+)
 def test_partitions_to_drop(cutoff: datetime, expected: list[str]) -> None:
     partitions = ["202403", "202401", "202412", "202402", "tuple()", "202401"]
     assert partitions_to_drop(partitions, cutoff) == expected
@@ -57,8 +68,12 @@ def test_cutoff_is_now_minus_the_retention() -> None:
 @pytest.mark.requires_clickhouse
 def test_enforce_drops_only_old_months_and_is_idempotent(world_db) -> None:
     now = datetime(2024, 5, 31, 12, tzinfo=UTC)
-    stamps = [datetime(2024, 1, 10, tzinfo=UTC), datetime(2024, 2, 29, 23, tzinfo=UTC),
-              datetime(2024, 3, 1, tzinfo=UTC), now - timedelta(hours=1)]
+    stamps = [
+        datetime(2024, 1, 10, tzinfo=UTC),
+        datetime(2024, 2, 29, 23, tzinfo=UTC),
+        datetime(2024, 3, 1, tzinfo=UTC),
+        now - timedelta(hours=1),
+    ]
     write_world(world_db, World(events=[WEvent(1, 10, 2, "click", ts) for ts in stamps]))
     assert active_partition_ids(world_db) == ["202401", "202402", "202403", "202405"]
 

@@ -32,7 +32,9 @@ from ranking.world import WEvent, World, WPost, WRelation, WUser, write_world
 from tests.tasks.conftest import lag_slot, wait_until
 
 pytestmark = [
-    pytest.mark.requires_postgres, pytest.mark.requires_redis, pytest.mark.requires_clickhouse,
+    pytest.mark.requires_postgres,
+    pytest.mark.requires_redis,
+    pytest.mark.requires_clickhouse,
     pytest.mark.django_db(transaction=True),
 ]
 TASK_TIMEOUT = 60.0
@@ -44,14 +46,27 @@ def test_refresh_trending_stores_the_most_engaged_posts(celery_worker, clickhous
     def ago(**delta: float) -> datetime:
         return now - timedelta(**delta)
 
-    posts = [WPost(9001, 901, ago(hours=2)), WPost(9002, 902, ago(hours=3)), WPost(9003, 901, ago(hours=5)),
-             WPost(9004, 903, ago(hours=1)),  # by an inactive author
-             WPost(9005, 902, ago(hours=30))]  # older than the window
+    posts = [
+        WPost(9001, 901, ago(hours=2)),
+        WPost(9002, 902, ago(hours=3)),
+        WPost(9003, 901, ago(hours=5)),
+        WPost(9004, 903, ago(hours=1)),  # by an inactive author
+        WPost(9005, 902, ago(hours=30)),
+    ]  # older than the window
     author = {p.id: p.author_id for p in posts}
-    events = [WEvent(950, post, author[post], kind, ago(minutes=30)) for post, kind in (
-        (9001, "click"), (9002, "share"), (9003, "click"), (9004, "share"), (9005, "share"))]
-    write_world(clickhouse, World(users=[WUser(901), WUser(902), WUser(903, active=False), WUser(950)], posts=posts,
-                                  comments=[WRelation(1, 950, 9003, ago(minutes=20))], events=events))
+    events = [
+        WEvent(950, post, author[post], kind, ago(minutes=30))
+        for post, kind in ((9001, "click"), (9002, "share"), (9003, "click"), (9004, "share"), (9005, "share"))
+    ]
+    write_world(
+        clickhouse,
+        World(
+            users=[WUser(901), WUser(902), WUser(903, active=False), WUser(950)],
+            posts=posts,
+            comments=[WRelation(1, 950, 9003, ago(minutes=20))],
+            events=events,
+        ),
+    )
     store = task_redis()
     store.delete(trending_key())
 
@@ -78,8 +93,9 @@ def test_a_run_is_skipped_while_another_holds_the_lock(celery_worker) -> None:
 
 
 def test_refresh_suggested_users_caches_the_active_users(celery_worker) -> None:
-    me, friend, fof, star, idle, reader = (User.objects.create_user(name)
-                                           for name in ("me", "friend", "fof", "star", "idle", "reader"))
+    me, friend, fof, star, idle, reader = (
+        User.objects.create_user(name) for name in ("me", "friend", "fof", "star", "idle", "reader")
+    )
     Follow.objects.create(follower=me, followee=friend)
     Follow.objects.create(follower=friend, followee=fof)
     Follow.objects.create(follower=fof, followee=star)
@@ -113,8 +129,11 @@ def test_warm_feed_caches_ranks_the_active_users_feeds(celery_worker) -> None:
 
     warm_feed_caches.delay()
 
-    wait_until(lambda: feed_cache.first_page_state(reader.pk).snapshot is not None, TASK_TIMEOUT,
-               message="the active reader's snapshot in Redis")
+    wait_until(
+        lambda: feed_cache.first_page_state(reader.pk).snapshot is not None,
+        TASK_TIMEOUT,
+        message="the active reader's snapshot in Redis",
+    )
     assert feed_cache.first_page_state(gone.pk).snapshot is None
 
 
@@ -130,8 +149,11 @@ def test_enforce_events_retention_drops_the_old_months(celery_worker, clickhouse
 
     enforce_events_retention.delay()
 
-    wait_until(lambda: not {"202001", "202002"} & set(active_partition_ids(clickhouse)), TASK_TIMEOUT,
-               message="old partitions dropped")
+    wait_until(
+        lambda: not {"202001", "202002"} & set(active_partition_ids(clickhouse)),
+        TASK_TIMEOUT,
+        message="old partitions dropped",
+    )
     assert _month_id(now) in active_partition_ids(clickhouse)
     old_rows = "SELECT count() FROM events WHERE ts < toDateTime('2020-03-01 00:00:00', 'UTC')"
     assert clickhouse.execute(old_rows) == [(0,)]
@@ -141,8 +163,12 @@ def test_enforce_events_retention_drops_the_old_months(celery_worker, clickhouse
 
 def _samples(name: str) -> dict[tuple[tuple[str, str], ...], float]:
     body = Client().get("/metrics").content.decode()
-    return {tuple(sorted(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(body) for sample in family.samples if sample.name == name}
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == name
+    }
 
 
 @pytest.fixture
@@ -166,8 +192,7 @@ def lag_slot_behind() -> Iterator[Callable[[], int]]:
     try:
         yield lag_now
     finally:
-        pg.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
-                   (slot,))
+        pg.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
         pg.close()
 
 
@@ -193,12 +218,16 @@ def test_report_pipeline_lag_reaches_the_web_metrics(celery_worker, lag_slot_beh
     report_pipeline_lag.delay()
 
     labels = (("group", group), ("partition", "0"), ("topic", topic))
-    lag = wait_until(lambda: _samples("consumer_group_lag").get(labels) == 3, TASK_TIMEOUT,
-                     message="consumer_group_lag on /metrics")
+    lag = wait_until(
+        lambda: _samples("consumer_group_lag").get(labels) == 3, TASK_TIMEOUT, message="consumer_group_lag on /metrics"
+    )
     assert lag
     slot_lag = _samples("cdc_replication_slot_lag_bytes")
     assert slot_lag_before <= slot_lag[(("slot", lag_slot()),)] <= lag_slot_behind()
     assert _samples("pipeline_lag_report_age_seconds")[()] < settings.PIPELINE_LAG_MAX_AGE_SECONDS
-    cdc_topics = {dict(key)["topic"] for key in _samples("consumer_group_lag")
-                  if dict(key)["group"] == settings.CDC_CONSUMER_GROUP}
+    cdc_topics = {
+        dict(key)["topic"]
+        for key in _samples("consumer_group_lag")
+        if dict(key)["group"] == settings.CDC_CONSUMER_GROUP
+    }
     assert cdc_topics == {t for t in all_topics(kafka) if ".public." in t}, "every group of the consumer registry"

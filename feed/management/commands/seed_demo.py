@@ -33,8 +33,16 @@ LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}  # "" is the Unix socket
 _CREDENTIAL_LINE = re.compile(r"^\s*(?:demo user|superuser):\s+(\S+) / (\S+)", re.MULTILINE)
 # children before parents; DELETE rather than TRUNCATE so CDC sees ordinary row deletes
 SOCIAL_TABLES = [
-    "comments", "likes", "mutes", "follows", "posts",
-    "authtoken_token", "django_admin_log", "users_groups", "users_user_permissions", "users",
+    "comments",
+    "likes",
+    "mutes",
+    "follows",
+    "posts",
+    "authtoken_token",
+    "django_admin_log",
+    "users_groups",
+    "users_user_permissions",
+    "users",
 ]
 
 
@@ -58,8 +66,23 @@ def write_graph(graph: DemoGraph) -> dict[str, int]:
     unusable = make_password(None)
     _copy(
         "users",
-        ["password", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined", "display_name", "bio"],
-        ((unusable, False, username, "", "", "", False, True, now, display, bio) for username, display, bio in graph.users),
+        [
+            "password",
+            "is_superuser",
+            "username",
+            "first_name",
+            "last_name",
+            "email",
+            "is_staff",
+            "is_active",
+            "date_joined",
+            "display_name",
+            "bio",
+        ],
+        (
+            (unusable, False, username, "", "", "", False, True, now, display, bio)
+            for username, display, bio in graph.users
+        ),
     )
     id_of = dict(User.objects.filter(username__in=[u[0] for u in graph.users]).values_list("username", "id"))
     user_ids = [id_of[username] for username, _, _ in graph.users]
@@ -70,9 +93,17 @@ def write_graph(graph: DemoGraph) -> dict[str, int]:
         ((user_ids[author], at, at, body, media) for author, at, body, media in graph.posts),
     )
     post_ids = _ids("posts", "author_id", user_ids)
-    _copy("follows", ["follower_id", "followee_id", "created_at"], ((user_ids[a], user_ids[b], at) for a, b, at in graph.follows))
+    _copy(
+        "follows",
+        ["follower_id", "followee_id", "created_at"],
+        ((user_ids[a], user_ids[b], at) for a, b, at in graph.follows),
+    )
     _copy("likes", ["user_id", "post_id", "created_at"], ((user_ids[u], post_ids[p], at) for u, p, at in graph.likes))
-    _copy("comments", ["user_id", "post_id", "created_at", "body"], ((user_ids[u], post_ids[p], at, body) for u, p, at, body in graph.comments))
+    _copy(
+        "comments",
+        ["user_id", "post_id", "created_at", "body"],
+        ((user_ids[u], post_ids[p], at, body) for u, p, at, body in graph.comments),
+    )
     _copy("mutes", ["user_id", "muted_id", "created_at"], ((user_ids[u], user_ids[m], at) for u, m, at in graph.mutes))
     return {
         "users": len(graph.users),
@@ -97,12 +128,16 @@ class Command(BaseCommand):
         parser.add_argument("--comments-per-post", type=float, default=defaults.comments_per_post)
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument(
-            "--credentials-file", type=Path, default=settings.BASE_DIR / "var" / "demo-credentials.txt",
+            "--credentials-file",
+            type=Path,
+            default=settings.BASE_DIR / "var" / "demo-credentials.txt",
             help="where the generated passwords are kept (and read on later runs)",
         )
         parser.add_argument("--force", action="store_true", help="run against a database on another host")
         parser.add_argument(
-            "--reset", action="store_true", help="first delete every row of the social tables (all users, posts, tokens): local use only"
+            "--reset",
+            action="store_true",
+            help="first delete every row of the social tables (all users, posts, tokens): local use only",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -111,8 +146,10 @@ class Command(BaseCommand):
             raise SystemExit(2)
         host = connection.settings_dict.get("HOST") or ""
         if host not in LOCAL_HOSTS and not options["force"]:
-            raise CommandError(f"the database is on {host!r}, not this machine: seed_demo writes accounts with "
-                               "known passwords (and --reset deletes every user). --force if you mean it.")
+            raise CommandError(
+                f"the database is on {host!r}, not this machine: seed_demo writes accounts with "
+                "known passwords (and --reset deletes every user). --force if you mean it."
+            )
         credentials_file: Path = options["credentials_file"]
         if options["reset"]:
             with transaction.atomic(), connection.cursor() as cursor:
@@ -133,7 +170,8 @@ class Command(BaseCommand):
             comments_per_post=options["comments_per_post"],
         )
         passwords = _read_passwords(credentials_file) or {
-            DEMO_USERNAME: secrets.token_urlsafe(12), ADMIN_USERNAME: secrets.token_urlsafe(12)
+            DEMO_USERNAME: secrets.token_urlsafe(12),
+            ADMIN_USERNAME: secrets.token_urlsafe(12),
         }
         graph = generate(sizes, seed=options["seed"], now=timezone.now())
         with transaction.atomic():

@@ -18,8 +18,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--listen", default="127.0.0.1:9090", help="the web UI's address (default %(default)s)")
-        parser.add_argument("--dir", dest="directory", help="config and data directory (default %(default)s)",
-                            default=str(Path(settings.BASE_DIR) / "var" / "prometheus-local"))
+        parser.add_argument(
+            "--dir",
+            dest="directory",
+            help="config and data directory (default %(default)s)",
+            default=str(Path(settings.BASE_DIR) / "var" / "prometheus-local"),
+        )
 
     def handle(self, *args: Any, listen: str, directory: str, **options: Any) -> None:
         if shutil.which("prometheus") is None:

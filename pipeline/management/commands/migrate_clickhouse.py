@@ -31,7 +31,9 @@ class Command(BaseCommand):
                 if not entries:
                     self.stdout.write(f"{database}: nothing to apply")
                 for entry in entries:
-                    self.stdout.write(f"{database}: {entry.action:<6} {entry.migration.version:04d} {entry.migration.name}")
+                    self.stdout.write(
+                        f"{database}: {entry.action:<6} {entry.migration.version:04d} {entry.migration.name}"
+                    )
                 return
             applied = runner.apply()
         except MigrationError as exc:

@@ -50,8 +50,9 @@ def parse_profile(text: str) -> RankingParams:
         raise CommandError(f"--profile {text!r}: expected NAME=W_FRESHNESS,W_ENGAGEMENT,W_AFFINITY")
     try:
         freshness, engagement, affinity = (float(p) for p in parts)
-        return RankingParams(name=name, weight_freshness=freshness, weight_engagement=engagement,
-                             weight_affinity=affinity)
+        return RankingParams(
+            name=name, weight_freshness=freshness, weight_engagement=engagement, weight_affinity=affinity
+        )
     except ValueError as exc:
         raise CommandError(f"--profile {text!r}: {exc}") from exc
 
@@ -67,15 +68,32 @@ class Command(BaseCommand):
         parser.add_argument("--history-days", type=float, default=defaults.history_days)
         parser.add_argument("--future-hours", type=float, default=defaults.future_hours)
         parser.add_argument("--sample", type=int, default=runner.DEFAULT_SAMPLE, help="users to rank")
-        parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                            help="any other simulation parameter (repeatable), e.g. --set click_bond=1.5")
-        parser.add_argument("--profile", action="append", default=[], metavar="NAME=WF,WE,WA",
-                            help="ranking profiles besides the default, by weights (repeatable; replaces "
-                                 "engagement_heavy and affinity_heavy)")
-        parser.add_argument("--resamples", type=int, default=runner.BOOTSTRAP_RESAMPLES,
-                            help="bootstrap resamples for the ratio's interval")
-        parser.add_argument("--database", default="nova_eval",
-                            help="ClickHouse database to drop, recreate and fill (never the service's)")
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="any other simulation parameter (repeatable), e.g. --set click_bond=1.5",
+        )
+        parser.add_argument(
+            "--profile",
+            action="append",
+            default=[],
+            metavar="NAME=WF,WE,WA",
+            help="ranking profiles besides the default, by weights (repeatable; replaces "
+            "engagement_heavy and affinity_heavy)",
+        )
+        parser.add_argument(
+            "--resamples",
+            type=int,
+            default=runner.BOOTSTRAP_RESAMPLES,
+            help="bootstrap resamples for the ratio's interval",
+        )
+        parser.add_argument(
+            "--database",
+            default="nova_eval",
+            help="ClickHouse database to drop, recreate and fill (never the service's)",
+        )
         parser.add_argument("--drop-after", action="store_true", help="drop --database when done")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -85,8 +103,12 @@ class Command(BaseCommand):
         client = self.prepare(options["database"])
         try:
             report = runner.run_evaluation(
-                client, simulation, profiles=profiles, sample_size=options["sample"],
-                resamples=options["resamples"], progress=self.progress,
+                client,
+                simulation,
+                profiles=profiles,
+                sample_size=options["sample"],
+                resamples=options["resamples"],
+                progress=self.progress,
             )
         finally:
             client.disconnect()
@@ -97,8 +119,13 @@ class Command(BaseCommand):
     def simulation_params(self, options: dict[str, Any]) -> SimulationParams:
         defaults = SimulationParams()
         values = dict(parse_assignment(text, defaults) for text in options["set"])
-        values.update(seed=options["seed"], users=options["users"], topics=options["topics"],
-                      history_days=options["history_days"], future_hours=options["future_hours"])
+        values.update(
+            seed=options["seed"],
+            users=options["users"],
+            topics=options["topics"],
+            history_days=options["history_days"],
+            future_hours=options["future_hours"],
+        )
         try:
             return dataclasses.replace(defaults, **values)
         except ValueError as exc:

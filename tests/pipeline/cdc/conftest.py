@@ -71,7 +71,10 @@ class CdcNamespace:
         log = open(self.log_dir / f"{index:02d}_{command}.log", "wb")
         proc = subprocess.Popen(
             [sys.executable, "manage.py", command, *args],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         self.processes.append(proc)

@@ -67,4 +67,10 @@ def origin(lsn: int, name: str) -> bytes:
 
 
 def logical_message(lsn: int, prefix: str, content: bytes, transactional: bool = True) -> bytes:
-    return b"M" + struct.pack(">bQ", 1 if transactional else 0, lsn) + s(prefix) + struct.pack(">i", len(content)) + content
+    return (
+        b"M"
+        + struct.pack(">bQ", 1 if transactional else 0, lsn)
+        + s(prefix)
+        + struct.pack(">i", len(content))
+        + content
+    )

@@ -52,9 +52,13 @@ def clickhouse_frozen() -> Iterator[None]:
 
 
 RATE = 350  # changes per second
-TOTAL_ROWS = "SELECT sum(c) FROM (" + " UNION ALL ".join(
-    f"SELECT count() AS c FROM `{t}`" for t in ("users", "posts", "follows", "likes", "comments", "mutes")
-) + ")"
+TOTAL_ROWS = (
+    "SELECT sum(c) FROM ("
+    + " UNION ALL ".join(
+        f"SELECT count() AS c FROM `{t}`" for t in ("users", "posts", "follows", "likes", "comments", "mutes")
+    )
+    + ")"
+)
 
 
 class Chaos:
@@ -96,7 +100,9 @@ class Chaos:
 
     def relay_is_working(self) -> bool:
         return self.up_for("relay") >= self.RELAY_MIN_UPTIME and self.ns.slot_confirmed_lsn() not in (
-            None, self.relay_started_at_lsn)
+            None,
+            self.relay_started_at_lsn,
+        )
 
     def consumer_is_writing(self) -> bool:
         before = self.ch.execute(TOTAL_ROWS)
@@ -158,9 +164,7 @@ def caught_up(ns: CdcNamespace, wal_end: int) -> bool:
         reader.close()
 
 
-def run_chaos(
-    ns: CdcNamespace, changes: int, seed: int, consumer_args: tuple[str, ...] = ()
-) -> tuple[dict, dict]:
+def run_chaos(ns: CdcNamespace, changes: int, seed: int, consumer_args: tuple[str, ...] = ()) -> tuple[dict, dict]:
     rng = random.Random(seed)
     writer = postgres_connector(settings.DATABASES["default"])()
     writer.autocommit = True
@@ -211,4 +215,5 @@ def test_negative_control_commit_before_write_is_detected(cdc_ns: CdcNamespace) 
     lost = {table: len(rows & still.get(table, set())) for table, rows in missing.items()}
     assert any(lost.values()), (
         f"the harness missed data loss with commit-before-write (kills {kills}, diffs {diffs}, "
-        f"missing at catch-up {({t: len(r) for t, r in missing.items()})}, after {GRACE_SECONDS}s {lost})")
+        f"missing at catch-up { ({t: len(r) for t, r in missing.items()}) }, after {GRACE_SECONDS}s {lost})"
+    )

@@ -36,7 +36,11 @@ def row(id_: int, body: str, deleted: str | None = None) -> dict:
 
 def summary(records: list[Record]) -> list[tuple]:
     return [
-        (r.key, None if r.value is None else r.value["op"], None if r.value is None else (r.value["before"], r.value["after"]))
+        (
+            r.key,
+            None if r.value is None else r.value["op"],
+            None if r.value is None else (r.value["before"], r.value["after"]),
+        )
         for r in records
     ]
 
@@ -121,4 +125,9 @@ def test_snapshot_and_truncate_records() -> None:
     assert snap.value["after"] == row(3, "old") and snap.value["before"] is None
     trunc = truncate_record(POSTS, SOURCE, lsn=11, ts_ms=1)
     assert trunc.key is None
-    assert trunc.value is not None and trunc.value["op"] == "t" and trunc.value["before"] is None and trunc.value["after"] is None
+    assert (
+        trunc.value is not None
+        and trunc.value["op"] == "t"
+        and trunc.value["before"] is None
+        and trunc.value["after"] is None
+    )

@@ -18,7 +18,9 @@ T0 = 1_700_000_000_123_456  # unix micros
         (b.type_message(16500, "public", "mood"), pg.TypeMessage(oid=16500, namespace="public", name="mood")),
         (
             b.relation(16400, "public", "posts", "f", [("id", 20, True), ("body", 25, False)]),
-            pg.Relation(16400, "public", "posts", "f", (pg.Column("id", 20, -1, True), pg.Column("body", 25, -1, False))),
+            pg.Relation(
+                16400, "public", "posts", "f", (pg.Column("id", 20, -1, True), pg.Column("body", 25, -1, False))
+            ),
         ),
         (b.insert(16400, "1", "hi"), pg.Insert(16400, ("1", "hi"))),
         (b.insert(16400, "1", None), pg.Insert(16400, ("1", None))),

@@ -28,7 +28,9 @@ def converged(ns: CdcNamespace) -> bool:
     return compare(ns.pg, ns.ch) == {}
 
 
-def produce(ns: CdcNamespace, table: str, messages: list[tuple[bytes | None, bytes | None]], partition: int = 0) -> None:
+def produce(
+    ns: CdcNamespace, table: str, messages: list[tuple[bytes | None, bytes | None]], partition: int = 0
+) -> None:
     producer = Producer(ns.kafka.client_config())
     for key, value in messages:
         producer.produce(cdc_topic(ns.kafka, table), key=key, value=value, partition=partition)
@@ -96,7 +98,9 @@ def test_real_debezium_messages_land(cdc_ns: CdcNamespace, fixture: str) -> None
     produce(cdc_ns, "users", [(encode(events["update"]["key"]), encode(events["update"]["value"]))])
     wait_until(lambda: cdc_ns.ch.execute(select)[0][2] == "Anne Marie Kretchmar", 20)
     produce(cdc_ns, "users", [(encode(e["key"]), encode(e["value"])) for e in (events["delete"], events["tombstone"])])
-    wait_until(lambda: cdc_ns.ch.execute(select) == [(9001, "anne", "Anne Marie Kretchmar", 1_709_285_400_123_456, 1, 1)], 20)
+    wait_until(
+        lambda: cdc_ns.ch.execute(select) == [(9001, "anne", "Anne Marie Kretchmar", 1_709_285_400_123_456, 1, 1)], 20
+    )
     # replaying the older create after the delete changes nothing (its version is lower)
     produce(cdc_ns, "users", [(encode(events["create"]["key"]), encode(events["create"]["value"]))])
     time.sleep(1.5)
@@ -106,21 +110,42 @@ def test_real_debezium_messages_land(cdc_ns: CdcNamespace, fixture: str) -> None
 
 @pytest.mark.django_db(transaction=True)
 def test_garbage_and_unknown_table_go_to_the_dlq_and_the_partition_keeps_flowing(cdc_ns: CdcNamespace) -> None:
-    good = lambda i: orjson.dumps({  # noqa: E731
-        "before": None, "op": "c", "ts_ms": 1,
-        "after": {"id": i, "follower_id": 1, "followee_id": 2, "created_at": "2024-01-01T00:00:00Z"},
-        "source": {"schema": "public", "table": "follows", "lsn": 100 + i},
-    })
+    good = lambda i: orjson.dumps(
+        {  # noqa: E731
+            "before": None,
+            "op": "c",
+            "ts_ms": 1,
+            "after": {"id": i, "follower_id": 1, "followee_id": 2, "created_at": "2024-01-01T00:00:00Z"},
+            "source": {"schema": "public", "table": "follows", "lsn": 100 + i},
+        }
+    )
     # the documented Debezium example table (inventory.customers) is not one we replicate
-    customers = orjson.dumps({
-        "before": None, "op": "c", "ts_ms": 1559033904863,
-        "after": {"id": 1, "first_name": "Anne", "last_name": "Kretchmar", "email": "annek@noanswer.org"},
-        "source": {"connector": "postgresql", "db": "postgres", "schema": "inventory", "table": "customers",
-                   "lsn": 24023128, "txId": 555, "snapshot": "false"},
-    })
-    produce(cdc_ns, "follows", [(b'{"id":1}', good(1)), (b"k", b"\x00not json{"), (b'{"id":1}', customers), (b'{"id":2}', good(2))])
+    customers = orjson.dumps(
+        {
+            "before": None,
+            "op": "c",
+            "ts_ms": 1559033904863,
+            "after": {"id": 1, "first_name": "Anne", "last_name": "Kretchmar", "email": "annek@noanswer.org"},
+            "source": {
+                "connector": "postgresql",
+                "db": "postgres",
+                "schema": "inventory",
+                "table": "customers",
+                "lsn": 24023128,
+                "txId": 555,
+                "snapshot": "false",
+            },
+        }
+    )
+    produce(
+        cdc_ns,
+        "follows",
+        [(b'{"id":1}', good(1)), (b"k", b"\x00not json{"), (b'{"id":1}', customers), (b'{"id":2}', good(2))],
+    )
     cdc_ns.start_consumer()
-    wait_until(lambda: cdc_ns.ch.execute("SELECT id FROM follows FINAL ORDER BY id") == [(1,), (2,)], 20, message=cdc_ns.logs())
+    wait_until(
+        lambda: cdc_ns.ch.execute("SELECT id FROM follows FINAL ORDER BY id") == [(1,), (2,)], 20, message=cdc_ns.logs()
+    )
     # dead letters keep their key, so they may sit in different DLQ partitions
     dead = sorted(read_dlq(cdc_ns, 2), key=lambda m: int(dict(m.headers())["source_offset"]))
     assert [m.value() for m in dead] == [b"\x00not json{", customers]

@@ -57,7 +57,9 @@ def read_topic(ns: CdcNamespace, table: str, count: int, timeout: float = 10.0) 
     messages.extend(m for m in consumer.consume(1000, timeout=0.2) if m.error() is None)
     consumer.close()
     messages.sort(key=lambda m: (m.partition(), m.offset()))
-    return [(orjson.loads(m.key()) if m.key() else None, orjson.loads(m.value()) if m.value() else None) for m in messages]
+    return [
+        (orjson.loads(m.key()) if m.key() else None, orjson.loads(m.value()) if m.value() else None) for m in messages
+    ]
 
 
 def relayed_changes(table: str, op: str) -> float:
@@ -110,7 +112,9 @@ def test_changes_become_debezium_envelopes(cdc_ns: CdcNamespace) -> None:
 
     follows = read_topic(cdc_ns, "follows", 3)
     assert [(k, v["op"] if v else None) for k, v in follows] == [
-        ({"id": follow_id}, "c"), ({"id": follow_id}, "d"), ({"id": follow_id}, None)
+        ({"id": follow_id}, "c"),
+        ({"id": follow_id}, "d"),
+        ({"id": follow_id}, None),
     ]
     assert follows[1][1]["before"]["follower_id"] == alice.id  # REPLICA IDENTITY FULL: the whole old row
 
@@ -200,16 +204,22 @@ class FlushSpy(Producer):
 
 @pytest.mark.django_db(transaction=True)
 def test_peeks_are_bounded_and_a_failure_inside_a_large_transaction_loses_nothing(
-        cdc_ns: CdcNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    cdc_ns: CdcNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(relay_module, "PRODUCE_CHUNK", 200)
     producers: list[FlushSpy] = []
 
     def spy(fail_at: int | None = None) -> Any:
         def factory() -> FlushSpy:
-            conf = {**cdc_ns.kafka.client_config(), "acks": "all", "enable.idempotence": True,
-                    "partitioner": "murmur2_random"}
+            conf = {
+                **cdc_ns.kafka.client_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",
+            }
             producers.append(FlushSpy(conf, fail_at))
             return producers[-1]
+
         return factory
 
     relay = make_relay(cdc_ns, producer_factory=spy(), peek_max_rows=100)

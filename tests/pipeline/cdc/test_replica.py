@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -21,7 +21,7 @@ from pipeline.cdc.replica import (
 FIXTURES = Path(__file__).parent / "debezium"
 SRC = {"connector": "postgresql", "db": "nova", "schema": "public", "table": "follows", "lsn": 500, "txId": 9}
 FOLLOW = {"id": 7, "follower_id": 1, "followee_id": 2, "created_at": "2024-05-01T10:00:00.000001Z"}
-T = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
+T = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 T_US = 1_714_557_600_000_001
 
 
@@ -41,10 +41,15 @@ def env(op: str, before: dict | None = None, after: dict | None = None, **source
         (env("r", after=FOLLOW, lsn=10**9, snapshot="true"), RowChange("follows", (7, 1, 2, T, T_US, 0, 0))),
         (env("t"), TruncateChange("follows", 500)),
         # a delete under a key-only identity: only the key is known
-        (env("d", before={"id": 7, "follower_id": None}), RowChange("follows", (7, 0, 0, datetime(1970, 1, 1, tzinfo=timezone.utc), 0, 1, 500))),
+        (
+            env("d", before={"id": 7, "follower_id": None}),
+            RowChange("follows", (7, 0, 0, datetime(1970, 1, 1, tzinfo=UTC), 0, 1, 500)),
+        ),
         # schema wrapper
-        (orjson.dumps({"schema": {"type": "struct"}, "payload": json.loads(env("c", after=FOLLOW))}),
-         RowChange("follows", (7, 1, 2, T, T_US, 0, 500))),
+        (
+            orjson.dumps({"schema": {"type": "struct"}, "payload": json.loads(env("c", after=FOLLOW))}),
+            RowChange("follows", (7, 1, 2, T, T_US, 0, 500)),
+        ),
         # MicroTimestamp (epoch micros) instead of an ISO string
         (env("c", after={**FOLLOW, "created_at": T_US}), RowChange("follows", (7, 1, 2, T, T_US, 0, 500))),
         # columns we do not replicate are ignored
@@ -90,7 +95,7 @@ def test_parse_change_rejects(raw: bytes, error: str, reason: str) -> None:
 def test_debezium_documented_events(fixture: str) -> None:
     events = json.loads((FIXTURES / fixture).read_text())
     encode = lambda e: None if e["value"] is None else orjson.dumps(e["value"])  # noqa: E731
-    joined = datetime(2024, 3, 1, 9, 30, tzinfo=timezone.utc)
+    joined = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
     joined_us = 1_709_285_400_123_456
     assert parse_change(encode(events["create"])) == RowChange(
         "users", (9001, "anne", "Anne Kretchmar", joined, joined_us, 1, 0, 24023128)
@@ -110,7 +115,7 @@ def test_debezium_documented_events(fixture: str) -> None:
         ("2024-05-01T10:00:00Z", (T, 1_714_557_600_000_000)),
         ("2024-05-01T12:00:00.5+02:00", (T, 1_714_557_600_500_000)),
         ("2024-05-01T10:00:00", (T, 1_714_557_600_000_000)),
-        (0, (datetime(1970, 1, 1, tzinfo=timezone.utc), 0)),
+        (0, (datetime(1970, 1, 1, tzinfo=UTC), 0)),
     ],
 )
 def test_parse_timestamp(value: object, expected: tuple) -> None:
@@ -119,8 +124,18 @@ def test_parse_timestamp(value: object, expected: tuple) -> None:
 
 def test_columns_and_truncate_sql() -> None:
     assert clickhouse_columns("posts") == [
-        "id", "author_id", "body", "media_url", "created_at", "created_at_us", "updated_at", "updated_at_us",
-        "deleted_at", "deleted_at_us", "_deleted", "_version",
+        "id",
+        "author_id",
+        "body",
+        "media_url",
+        "created_at",
+        "created_at_us",
+        "updated_at",
+        "updated_at_us",
+        "deleted_at",
+        "deleted_at_us",
+        "_deleted",
+        "_version",
     ]
     assert truncate_sql("likes") == (
         "INSERT INTO `likes` (`id`, `user_id`, `post_id`, `created_at`, `created_at_us`, `_deleted`, `_version`) "

@@ -16,16 +16,27 @@ pytestmark = [pytest.mark.requires_postgres, pytest.mark.requires_kafka, pytest.
 
 
 def _follow(id_: int, lsn: int, op: str = "c") -> tuple[bytes, bytes]:
-    return orjson.dumps({"id": id_}), orjson.dumps({
-        "before": None, "op": op, "ts_ms": 1,
-        "after": {"id": id_, "follower_id": 1, "followee_id": 2, "created_at": "2024-01-01T00:00:00Z"},
-        "source": {"schema": "public", "table": "follows", "lsn": lsn},
-    })
+    return orjson.dumps({"id": id_}), orjson.dumps(
+        {
+            "before": None,
+            "op": op,
+            "ts_ms": 1,
+            "after": {"id": id_, "follower_id": 1, "followee_id": 2, "created_at": "2024-01-01T00:00:00Z"},
+            "source": {"schema": "public", "table": "follows", "lsn": lsn},
+        }
+    )
 
 
 def _truncate(lsn: int) -> tuple[None, bytes]:
-    return None, orjson.dumps({"before": None, "after": None, "op": "t", "ts_ms": 1,
-                               "source": {"schema": "public", "table": "follows", "lsn": lsn}})
+    return None, orjson.dumps(
+        {
+            "before": None,
+            "after": None,
+            "op": "t",
+            "ts_ms": 1,
+            "source": {"schema": "public", "table": "follows", "lsn": lsn},
+        }
+    )
 
 
 def _live_follows(ns: CdcNamespace) -> list[int]:
@@ -62,8 +73,11 @@ def test_a_change_older_than_an_applied_truncate_does_not_survive_it(cdc_ns: Cdc
     cdc_ns.start_consumer()
     produce(cdc_ns, "follows", [_follow(1, 100), _truncate(200)], partition=0)
     # the truncate is recorded before it marks the rows: wait for both
-    wait_until(lambda: cdc_ns.ch.execute("SELECT count() FROM cdc_truncations") == [(1,)]
-               and _live_follows(cdc_ns) == [], 30, message=cdc_ns.logs())
+    wait_until(
+        lambda: cdc_ns.ch.execute("SELECT count() FROM cdc_truncations") == [(1,)] and _live_follows(cdc_ns) == [],
+        30,
+        message=cdc_ns.logs(),
+    )
 
     produce(cdc_ns, "follows", [_follow(2, 150), _follow(3, 250)], partition=1)
     wait_until(lambda: 3 in _live_follows(cdc_ns), 30, message=cdc_ns.logs())

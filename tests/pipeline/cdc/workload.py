@@ -28,7 +28,11 @@ class RandomChanges:
         self.conn.execute(
             "INSERT INTO users (password, is_superuser, username, first_name, last_name, email, is_staff,"
             " is_active, date_joined, display_name, bio) VALUES ('!', false, %s, '', '', %s, false, true, now(), %s, '')",
-            (f"u{self._serial}_{self.rng.getrandbits(40):x}", f"u{self._serial}@secret.example", f"User {self._serial}"),
+            (
+                f"u{self._serial}_{self.rng.getrandbits(40):x}",
+                f"u{self._serial}@secret.example",
+                f"User {self._serial}",
+            ),
         )
 
     def step(self) -> None:
@@ -49,13 +53,20 @@ class RandomChanges:
         if roll < 0.08:
             self._user()
         elif roll < 0.14:
-            ex("UPDATE users SET display_name = %s, is_active = %s WHERE id = %s",
-                     (f"name {rng.random():.6f}", rng.random() < 0.9, rng.choice(users)))
+            ex(
+                "UPDATE users SET display_name = %s, is_active = %s WHERE id = %s",
+                (f"name {rng.random():.6f}", rng.random() < 0.9, rng.choice(users)),
+            )
         elif roll < 0.34 or not posts:
-            ex("INSERT INTO posts (author_id, body, media_url, created_at, updated_at) VALUES (%s, %s, '', now(), now())",
-               (rng.choice(users), "body " + "x" * rng.randint(0, 300)))
+            ex(
+                "INSERT INTO posts (author_id, body, media_url, created_at, updated_at) VALUES (%s, %s, '', now(), now())",
+                (rng.choice(users), "body " + "x" * rng.randint(0, 300)),
+            )
         elif roll < 0.44:
-            ex("UPDATE posts SET body = %s, updated_at = now() WHERE id = %s", (f"edit {rng.random()}", rng.choice(posts)))
+            ex(
+                "UPDATE posts SET body = %s, updated_at = now() WHERE id = %s",
+                (f"edit {rng.random()}", rng.choice(posts)),
+            )
         elif roll < 0.48:
             ex("UPDATE posts SET deleted_at = now() WHERE id = %s", (rng.choice(posts),))
         elif roll < 0.51:
@@ -66,20 +77,30 @@ class RandomChanges:
             ex("DELETE FROM posts WHERE id = %s", (post,))
         elif roll < 0.63:
             a, b = rng.sample(users, 2)
-            ex("INSERT INTO follows (follower_id, followee_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING", (a, b))
+            ex(
+                "INSERT INTO follows (follower_id, followee_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+                (a, b),
+            )
         elif roll < 0.68:
             ex("DELETE FROM follows WHERE id = (SELECT id FROM follows ORDER BY random() LIMIT 1)")
         elif roll < 0.80:
-            ex("INSERT INTO likes (user_id, post_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
-               (rng.choice(users), rng.choice(posts)))
+            ex(
+                "INSERT INTO likes (user_id, post_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+                (rng.choice(users), rng.choice(posts)),
+            )
         elif roll < 0.84:
             ex("DELETE FROM likes WHERE id = (SELECT id FROM likes ORDER BY random() LIMIT 1)")
         elif roll < 0.93:
-            ex("INSERT INTO comments (user_id, post_id, body, created_at) VALUES (%s, %s, %s, now())",
-               (rng.choice(users), rng.choice(posts), f"c {rng.random()}"))
+            ex(
+                "INSERT INTO comments (user_id, post_id, body, created_at) VALUES (%s, %s, %s, now())",
+                (rng.choice(users), rng.choice(posts), f"c {rng.random()}"),
+            )
         elif roll < 0.97:
             a, b = rng.sample(users, 2)
-            ex("INSERT INTO mutes (user_id, muted_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING", (a, b))
+            ex(
+                "INSERT INTO mutes (user_id, muted_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+                (a, b),
+            )
         else:
             ex("DELETE FROM mutes WHERE id = (SELECT id FROM mutes ORDER BY random() LIMIT 1)")
         self.changes += 1
@@ -124,6 +145,9 @@ def compare(pg: psycopg.Connection[Any], ch: Any) -> dict[str, dict[str, int]]:
     for table in REPLICA_TABLES:
         pg_rows, ch_rows = _rows(pg, ch, table)
         if pg_rows != ch_rows:
-            diffs[table] = {"only_postgres": len(pg_rows - ch_rows), "only_clickhouse": len(ch_rows - pg_rows),
-                            "postgres": len(pg_rows)}
+            diffs[table] = {
+                "only_postgres": len(pg_rows - ch_rows),
+                "only_clickhouse": len(ch_rows - pg_rows),
+                "postgres": len(pg_rows),
+            }
     return diffs
