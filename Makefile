@@ -18,7 +18,7 @@ endif
 SECRET_ENV := $(if $(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),,DJANGO_SECRET_KEY_FILE=$(CURDIR)/var/secret_key)
 MANAGE := $(SECRET_ENV) $(PY) manage.py
 
-.PHONY: run test setup venv services services-down services-status test-tools prometheus migrate seed lint clean-var \
+.PHONY: run test lint venv services services-down services-status test-tools prometheus migrate clean-var \
 	cluster-up cluster-down cluster-status
 
 # requirements.txt is the runtime (the image installs only it); requirements-local.txt
@@ -87,6 +87,12 @@ prometheus: venv var/secret_key
 
 test: services test-tools $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (lint and format check) and mypy with django-stubs, configured in pyproject.toml
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	DJANGO_SECRET_KEY=lint-only $(PY) -m mypy .
 
 clean-var: services-down
 	rm -rf var
