@@ -53,7 +53,7 @@ def bench_environment() -> dict[str, str]:
         "DJANGO_DEBUG": "false",
         # a local run: the API's throttle is not what is measured
         "API_THROTTLE_USER": "1000000/min",
-        "API_THROTTLE_EVENTS": "100000000/min",  # events have their own quota (docs/api.md)
+        "API_THROTTLE_EVENTS": "100000000/min",  # events have their own quota (docs/api/conventions.md)
     }
 
 
