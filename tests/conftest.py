@@ -84,6 +84,14 @@ def browser() -> Iterator:
         driver.quit()
 
 
+@pytest.fixture(autouse=True)
+def _readiness_clients_closed() -> Iterator[None]:
+    """/readyz keeps one client per dependency; close them after each test, since a
+    kept Postgres connection would block dropping the test database at the end."""
+    yield
+    close_clients()
+
+
 @pytest.fixture(scope="session")
 def clickhouse_db() -> Iterator[str]:
     """A fresh ClickHouse database for this test session, with every migration applied."""

@@ -101,6 +101,8 @@ def test_post_follow_engage_rank(stack: Stack) -> None:
     assert after[liked][1] > before[liked][1], "its score rose"
 
     # 3. exactly once in ClickHouse: the rows, and what the materialized view counted
+    # (the rank may move on the first batch written, before the others land)
+    wait_for(lambda: len(stack.event_counts(sent)) == len(sent), 60, "every event in ClickHouse")
     assert stack.event_counts(sent) == {event_id: 1 for event_id in sent}
     counted = stack.clickhouse(
         "SELECT sum(impressions), sum(clicks), sum(likes), sum(shares) FROM post_engagement_hourly"

@@ -18,12 +18,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _closed_clients():
-    yield
-    health.close_clients()  # a kept Postgres connection would block dropping the test database
-
-
 @pytest.fixture
 def counted_runs(monkeypatch) -> list[float]:
     """Records when the real Postgres check runs (it still runs)."""
