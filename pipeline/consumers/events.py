@@ -28,6 +28,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 from clickhouse_driver import Client
@@ -45,7 +46,10 @@ from pipeline.event_schema import ROW_COLUMNS, message_to_row
 
 logger = logging.getLogger(__name__)
 
-INSERT_SQL = f"INSERT INTO events ({', '.join(ROW_COLUMNS)}) VALUES"
+# _inserted_at is sent, not left to the server's DEFAULT now(): a retry must send the
+# identical block, which ClickHouse's block deduplication (replicated tables, or
+# insert_deduplication_token) then drops; a default filled a second later would not be
+INSERT_SQL = f"INSERT INTO events ({', '.join(ROW_COLUMNS)}, _inserted_at) VALUES"
 SINK_OFFSETS_SQL = (
     "SELECT partition, generation, maxMerge(max_offset) FROM events_sink_offsets "
     "WHERE topic = %(topic)s GROUP BY partition, generation"
@@ -149,6 +153,7 @@ class DedupedBatch:
     replays: int
     dedup_seconds: float
     attempted: bool = False  # an insert of it was tried: a retry must first ask ClickHouse what landed
+    inserted_at: datetime | None = None  # fixed at the first attempt, sent again by every retry
 
 
 class EventsHandler:
@@ -270,8 +275,10 @@ class EventsHandler:
         self._writes += 1
         rows = self._not_in_sink(batch.rows) if batch.attempted else batch.rows
         batch.attempted = True
+        if batch.inserted_at is None:
+            batch.inserted_at = datetime.now(UTC).replace(microsecond=0)
         if rows:
-            self._insert(rows[0][_TOPIC], rows)
+            self._insert(rows[0][_TOPIC], rows, batch.inserted_at)
         self._maybe_crash("after-insert", self._writes)
         # counted after the insert: a failed attempt is retried and recounted
         metrics.DEDUP_DUPLICATES.inc(batch.retries)
@@ -311,12 +318,12 @@ class EventsHandler:
                 handler.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def _insert(self, topic: str, rows: list[tuple]) -> None:
+    def _insert(self, topic: str, rows: list[tuple], inserted_at: datetime) -> None:
         try:
             if self._use_token is None:
                 self._use_token = server_version(self.clickhouse) >= DEDUP_TOKEN_MIN_VERSION
             settings = {"insert_deduplication_token": insert_token(topic, rows)} if self._use_token else {}
-            self.clickhouse.execute(INSERT_SQL, rows, settings=settings)
+            self.clickhouse.execute(INSERT_SQL, [(*row, inserted_at) for row in rows], settings=settings)
         except Exception as exc:
             metrics.CLICKHOUSE_INSERT_ERRORS.labels("events").inc()
             if is_data_error(exc):

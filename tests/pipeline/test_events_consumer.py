@@ -196,3 +196,50 @@ def test_a_retried_insert_that_had_landed_is_not_inserted_twice(topics, clickhou
         assert check_sink(clickhouse, topics.events, plan).aggregate_excess == 30
     finally:
         handler.probe.close()
+
+
+def test_a_retry_sends_the_identical_block_for_clickhouse_to_deduplicate(topics, clickhouse):
+    """Where the retry's read of the sink cannot see the first attempt (a replica
+    behind on a cluster), it inserts the whole batch again: the block must be the
+    same to the byte, `_inserted_at` included, so ClickHouse's block deduplication
+    (replicated tables, insert_deduplication_token) drops it. A server-filled
+    DEFAULT now() a second later would make it a different block."""
+    import time
+
+    from django.test import override_settings
+
+    from pipeline.consumers.events import INSERT_SQL, SINK_OFFSETS_SQL
+
+    plan = plan_events(20, retry_ratio=0.0, seed=11)
+    rows = [message_to_row(value, topics.events, 0, offset, 0) for offset, (_k, value) in enumerate(plan.messages)]
+    with override_settings(KAFKA=topics.kafka, EVENTS_CONSUMER_GROUP=topics.group):
+        handler = build_events_handler()
+    sent: list[list[tuple]] = []
+    real_execute = handler.clickhouse.execute
+
+    def execute(query, params=None, **kwargs):
+        if query == SINK_OFFSETS_SQL:
+            return []  # the read reaches a replica that has not seen the first attempt
+        result = real_execute(query, params, **kwargs)
+        if query == INSERT_SQL:
+            sent.append(list(params))
+            if len(sent) == 1:
+                raise TimeoutError("the client never heard back")  # after the server took the block
+        return result
+
+    handler.clickhouse.execute = execute
+    try:
+        batch = handler.prepare(rows)
+        with pytest.raises(TimeoutError):
+            handler.write(batch)
+        time.sleep(1.1)  # the retry comes in a later second
+        handler.write(batch)
+        assert len(sent) == 2 and sent[0] == sent[1]
+        # on this single server (plain MergeTree, no block deduplication) both copies are
+        # stored: they must hold the same _inserted_at, not two server clocks a second apart
+        stored = clickhouse.execute(
+            "SELECT count(), uniqExact(_inserted_at) FROM events WHERE _topic = %(topic)s", {"topic": topics.events}
+        )
+        assert stored == [(2 * len(rows), 1)]
+    finally:
+        handler.probe.close()
