@@ -288,7 +288,8 @@ def event_check(args: argparse.Namespace, results: Results, probe: VisibilityPro
         counts.update(
             dict(
                 probe.client.execute(
-                    "SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s GROUP BY event_id",
+                    "SELECT toString(event_id), count() FROM events WHERE toString(event_id) IN %(ids)s"
+                    " GROUP BY event_id",
                     {"ids": tuple(ids[i : i + 5_000])},
                 )
             )

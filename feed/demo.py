@@ -101,7 +101,7 @@ def generate(sizes: DemoSizes, seed: int, now: datetime) -> DemoGraph:
     # popularity rank is a random permutation, so the demo user is an ordinary reader
     popularity = list(range(n))
     rng.shuffle(popularity)
-    weight_of = dict(zip(popularity, zipf_weights(n, sizes.zipf_exponent)))
+    weight_of = dict(zip(popularity, zipf_weights(n, sizes.zipf_exponent), strict=True))
     follow_cum = list(itertools.accumulate(weight_of[i] for i in range(n)))
 
     for follower in range(n):
@@ -115,7 +115,7 @@ def generate(sizes: DemoSizes, seed: int, now: datetime) -> DemoGraph:
     authors = rng.choices(range(n), weights=activity, k=sizes.posts)
     stamps = sorted(now - span * rng.random() for _ in range(sizes.posts))
     virality: list[float] = []
-    for author, at in zip(authors, stamps):
+    for author, at in zip(authors, stamps, strict=True):
         media = f"https://picsum.photos/seed/{rng.randrange(10**6)}/800/600" if rng.random() < 0.15 else ""
         graph.posts.append((author, at, _sentence(rng, 5, 40), media))
         virality.append(weight_of[author] ** 0.7 * rng.paretovariate(1.5))

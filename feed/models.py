@@ -38,6 +38,10 @@ class Post(models.Model):
             models.Index(fields=["-created_at"], name="posts_recent"),
         ]
 
+    def __str__(self) -> str:
+        # ids only: admin lists call this per row, and a related object would cost a query
+        return f"post {self.pk} by user {self.author_id}"
+
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
@@ -56,6 +60,9 @@ class Follow(models.Model):
         ]
         indexes = [models.Index(fields=["followee", "-created_at"], name="follows_followee_recent")]
 
+    def __str__(self) -> str:
+        return f"user {self.follower_id} follows user {self.followee_id}"
+
 
 class Like(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="likes")
@@ -67,6 +74,9 @@ class Like(models.Model):
         constraints = [models.UniqueConstraint(fields=["user", "post"], name="likes_unique_user_post")]
         indexes = [models.Index(fields=["post"], name="likes_post")]
 
+    def __str__(self) -> str:
+        return f"user {self.user_id} likes post {self.post_id}"
+
 
 class Comment(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="comments")
@@ -77,6 +87,9 @@ class Comment(models.Model):
     class Meta:
         db_table = "comments"
         indexes = [models.Index(fields=["post", "-created_at"], name="comments_post_recent")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} by user {self.user_id} on post {self.post_id}"
 
 
 class Mute(models.Model):
@@ -92,3 +105,6 @@ class Mute(models.Model):
             models.UniqueConstraint(fields=["user", "muted"], name="mutes_unique_pair"),
             models.CheckConstraint(condition=~Q(user=F("muted")), name="mutes_no_self_mute"),
         ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} mutes user {self.muted_id}"

@@ -22,7 +22,7 @@ def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     histogram._raise_if_not_observable()
     histogram._sum.inc(sum(values))
     start = 0
-    for bucket, bound in zip(histogram._buckets, histogram._upper_bounds):
+    for bucket, bound in zip(histogram._buckets, histogram._upper_bounds, strict=True):
         end = bisect_right(values, bound)
         if end > start:
             bucket.inc(end - start)

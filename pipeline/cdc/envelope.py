@@ -54,7 +54,7 @@ def tuple_to_row(relation: Relation, values: Sequence[TupleValue]) -> dict[str, 
         )
     return {
         column.name: value if value is UNCHANGED_TOAST else decode_value(column.type_oid, value)  # type: ignore[arg-type]
-        for column, value in zip(relation.columns, values)
+        for column, value in zip(relation.columns, values, strict=True)
     }
 
 

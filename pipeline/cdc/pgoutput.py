@@ -17,7 +17,6 @@ import base64
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Union
 
 # PostgreSQL epoch (2000-01-01) in microseconds after the Unix epoch.
 PG_EPOCH_MICROS = 946_684_800_000_000
@@ -42,7 +41,7 @@ class Unchanged:
 
 
 UNCHANGED_TOAST = Unchanged()
-TupleValue = Union[str, None, Unchanged]
+TupleValue = str | None | Unchanged
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class LogicalMessage:
     content: bytes = field(repr=False)
 
 
-Message = Union[Begin, Commit, Origin, Relation, TypeMessage, Insert, Update, Delete, Truncate, LogicalMessage]
+Message = Begin | Commit | Origin | Relation | TypeMessage | Insert | Update | Delete | Truncate | LogicalMessage
 
 
 class _Reader:

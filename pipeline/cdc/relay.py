@@ -295,7 +295,10 @@ class Relay:
                         for values in rows:
                             if pending is not None:
                                 self._produce(pending)
-                            row = {c.name: pg.decode_value(c.type_oid, v) for c, v in zip(relation.columns, values)}
+                            row = {
+                                c.name: pg.decode_value(c.type_oid, v)
+                                for c, v in zip(relation.columns, values, strict=True)
+                            }
                             pending = snapshot_record(relation, row, source, lsn, "true", now_ms)
                             total += 1
                         self._flush()

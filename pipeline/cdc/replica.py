@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
@@ -99,7 +99,7 @@ class TruncateChange:
     version: int
 
 
-Change = Union[RowChange, TruncateChange]
+Change = RowChange | TruncateChange
 
 
 def parse_timestamp(value: Any, column: str) -> tuple[datetime, int]:

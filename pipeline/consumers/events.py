@@ -262,7 +262,7 @@ class EventsHandler:
             chunk = items[start : start + DEDUP_CHUNK]
             marks = [message_mark(row[_GENERATION], row[_PARTITION], row[_OFFSET]) for row in chunk]
             seen += self.dedup.classify([(row[_USER_ID], row[0].hex) for row in chunk], marks)
-        rows = [row for row, verdict in zip(items, seen) if verdict is not Seen.RETRY]
+        rows = [row for row, verdict in zip(items, seen, strict=True) if verdict is not Seen.RETRY]
         replays = sum(1 for verdict in seen if verdict is Seen.REPLAY)
         self._maybe_crash("after-dedup", self._prepared)
         return DedupedBatch(rows, len(items) - len(rows), replays, time.monotonic() - started)

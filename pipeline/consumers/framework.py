@@ -219,7 +219,8 @@ def tune_gc_for_batches() -> None:
 
 
 def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:
-    """Dead letters (docs/architecture/consumers.md): original bytes with error, source_topic, source_partition, source_offset."""
+    """Dead letters (docs/architecture/consumers.md): the original bytes with the headers
+    error, source_topic, source_partition, source_offset."""
     return [
         *(message.headers() or []),
         ("error", reason.encode("utf-8", "replace")[:2000]),
@@ -350,7 +351,7 @@ class ConsumerRunner(Generic[T]):
                         f"{self.spec.name}: more than {self.options.dlq_max_consecutive} invalid messages in a row "
                         f"(last at {message.topic()}[{message.partition()}]@{message.offset()}: {reason}); "
                         "stopping instead of draining the topic into the DLQ"
-                    )
+                    ) from exc
 
     def _batch_due(self) -> bool:
         batch = self._batch

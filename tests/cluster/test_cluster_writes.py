@@ -110,7 +110,11 @@ def test_an_identical_block_inserted_again_is_counted_once(local_cluster, cluste
     for server in ("ch1", "ch2"):
         client = local_cluster.client(server, REPLICATED, database)
         # each table replicates on its own: wait for all of them, then nothing more may come
-        wait_until(lambda: totals(client, "_local") == expected([block]), 30, message=f"{server}: {totals(client)}")
+        wait_until(
+            lambda client=client: totals(client, "_local") == expected([block]),
+            30,
+            message=f"{server}: {totals(client)}",
+        )
         time.sleep(1)
         assert totals(client, "_local") == expected([block])
         assert totals(client) == expected([block])
@@ -136,7 +140,7 @@ def test_an_insert_retried_after_a_frozen_server_is_counted_once(local_cluster, 
     for server in ("ch1", "ch2"):
         client = local_cluster.client(server, REPLICATED, database)
         wait_until(
-            lambda: totals(client, "_local") == expected([block, later]),
+            lambda client=client: totals(client, "_local") == expected([block, later]),
             30,
             message=f"{server}: {totals(client, '_local')}",
         )

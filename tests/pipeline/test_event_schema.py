@@ -123,7 +123,7 @@ def test_build_message_then_message_to_row_round_trips() -> None:
         "position": 3,
         "surface": "home",
     }
-    row = dict(zip(ROW_COLUMNS, message_to_row(value, "nova.events", 2, 40, 1)))
+    row = dict(zip(ROW_COLUMNS, message_to_row(value, "nova.events", 2, 40, 1), strict=True))
     row["event_id"] = str(row["event_id"])  # a str or a uuid.UUID: both insert as the same UUID
     assert row == {
         "event_id": EID,
@@ -146,13 +146,13 @@ def test_build_message_then_message_to_row_round_trips() -> None:
 
 def test_message_to_row_accepts_the_edges_of_what_the_columns_hold() -> None:
     edges = {**GOOD, "user_id": 2**64 - 1, "ts": "2105-12-31T23:59:59.999Z", "received_at": "1970-01-01T00:00:00Z"}
-    row = dict(zip(ROW_COLUMNS, message_to_row(orjson.dumps(edges), "t", 0, 0, 0)))
+    row = dict(zip(ROW_COLUMNS, message_to_row(orjson.dumps(edges), "t", 0, 0, 0), strict=True))
     assert (row["user_id"], row["ts"], row["received_at"]) == (2**64 - 1, 4_291_747_199, 0)
 
 
 def test_message_to_row_defaults_for_nulls() -> None:
     fields = validate_client_event(event(), NOW, WINDOW)
-    row = dict(zip(ROW_COLUMNS, message_to_row(build_message(fields, 1, None, NOW), "t", 0, 0, 0)))
+    row = dict(zip(ROW_COLUMNS, message_to_row(build_message(fields, 1, None, NOW), "t", 0, 0, 0), strict=True))
     assert (row["author_id"], row["dwell_ms"], row["position"], row["surface"]) == (0, 0, -1, "")
 
 

@@ -102,7 +102,7 @@ def test_crash_point_parse_refuses(text) -> None:
 
 
 def test_message_to_row_keeps_the_source_position_and_millis() -> None:
-    row = dict(zip(ROW_COLUMNS, message_to_row(GOOD, "nova.events", 3, 1234, 2)))
+    row = dict(zip(ROW_COLUMNS, message_to_row(GOOD, "nova.events", 3, 1234, 2), strict=True))
     assert row["event_id"] == uuid.UUID("0b7e7c1e-9a4c-4c55-8f43-2a8e2f7a9d11")
     assert (row["user_id"], row["post_id"], row["author_id"], row["event_type"]) == (7, 9, 3, "like")
     assert row["received_at_ms"] % 1000 == 500 and row["received_at"] == row["received_at_ms"] // 1000

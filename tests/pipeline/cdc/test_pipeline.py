@@ -110,15 +110,17 @@ def test_real_debezium_messages_land(cdc_ns: CdcNamespace, fixture: str) -> None
 
 @pytest.mark.django_db(transaction=True)
 def test_garbage_and_unknown_table_go_to_the_dlq_and_the_partition_keeps_flowing(cdc_ns: CdcNamespace) -> None:
-    good = lambda i: orjson.dumps(
-        {  # noqa: E731
-            "before": None,
-            "op": "c",
-            "ts_ms": 1,
-            "after": {"id": i, "follower_id": 1, "followee_id": 2, "created_at": "2024-01-01T00:00:00Z"},
-            "source": {"schema": "public", "table": "follows", "lsn": 100 + i},
-        }
-    )
+    def good(i: int) -> bytes:
+        return orjson.dumps(
+            {
+                "before": None,
+                "op": "c",
+                "ts_ms": 1,
+                "after": {"id": i, "follower_id": 1, "followee_id": 2, "created_at": "2024-01-01T00:00:00Z"},
+                "source": {"schema": "public", "table": "follows", "lsn": 100 + i},
+            }
+        )
+
     # the documented Debezium example table (inventory.customers) is not one we replicate
     customers = orjson.dumps(
         {

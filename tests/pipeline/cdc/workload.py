@@ -27,7 +27,8 @@ class RandomChanges:
         self._serial += 1
         self.conn.execute(
             "INSERT INTO users (password, is_superuser, username, first_name, last_name, email, is_staff,"
-            " is_active, date_joined, display_name, bio) VALUES ('!', false, %s, '', '', %s, false, true, now(), %s, '')",
+            " is_active, date_joined, display_name, bio)"
+            " VALUES ('!', false, %s, '', '', %s, false, true, now(), %s, '')",
             (
                 f"u{self._serial}_{self.rng.getrandbits(40):x}",
                 f"u{self._serial}@secret.example",
@@ -59,7 +60,8 @@ class RandomChanges:
             )
         elif roll < 0.34 or not posts:
             ex(
-                "INSERT INTO posts (author_id, body, media_url, created_at, updated_at) VALUES (%s, %s, '', now(), now())",
+                "INSERT INTO posts (author_id, body, media_url, created_at, updated_at)"
+                " VALUES (%s, %s, '', now(), now())",
                 (rng.choice(users), "body " + "x" * rng.randint(0, 300)),
             )
         elif roll < 0.44:
@@ -78,7 +80,8 @@ class RandomChanges:
         elif roll < 0.63:
             a, b = rng.sample(users, 2)
             ex(
-                "INSERT INTO follows (follower_id, followee_id, created_at) VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
+                "INSERT INTO follows (follower_id, followee_id, created_at)"
+                " VALUES (%s, %s, now()) ON CONFLICT DO NOTHING",
                 (a, b),
             )
         elif roll < 0.68:
