@@ -88,12 +88,13 @@ prometheus: venv var/secret_key
 test: services test-tools $(VENV)/.test-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# ruff (lint and format check) and mypy with django-stubs, configured in pyproject.toml;
+# ruff (lint and format check) and mypy with django-stubs, configured in pyproject.toml
+# (mypy against .ci/mypy-baseline.json: no new error may appear, the known ones are to go);
 # and no model change without its migration
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	DJANGO_SECRET_KEY=lint-only $(PY) -m mypy .
+	DJANGO_SECRET_KEY=lint-only $(PY) .ci/mypy_ratchet.py
 	DJANGO_SECRET_KEY=lint-only $(PY) manage.py makemigrations --check --dry-run
 
 clean-var: services-down
