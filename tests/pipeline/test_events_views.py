@@ -5,6 +5,7 @@ row inserted into `events` reaches every aggregate with the right values."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import UTC, date, datetime
 
@@ -74,7 +75,8 @@ def _row(**values) -> tuple:
         "_generation": 0,
     }
     base.update(values)
-    return tuple(base[name] for name in ROW_COLUMNS)
+    # INSERT_SQL also names _inserted_at, which the consumer fixes per batch
+    return (*(base[name] for name in ROW_COLUMNS), int(time.time()))
 
 
 def test_inserted_events_reach_every_aggregate(clickhouse, clickhouse_db) -> None:
