@@ -19,7 +19,7 @@ SECRET_ENV := $(if $(DJANGO_SECRET_KEY)$(DJANGO_SECRET_KEY_FILE),,DJANGO_SECRET_
 MANAGE := $(SECRET_ENV) $(PY) manage.py
 
 .PHONY: run test lint venv services services-down services-status test-tools prometheus migrate clean-var \
-	cluster-up cluster-down cluster-status
+	cluster-up cluster-down cluster-status bench-load
 
 # requirements.txt is the runtime (the image installs only it); requirements-local.txt
 # adds what `make run` needs on a workstation (process supervisor, local broker);
@@ -96,6 +96,17 @@ lint: $(VENV)/.test-installed
 	$(PY) -m ruff format --check .
 	DJANGO_SECRET_KEY=lint-only $(PY) .ci/mypy_ratchet.py
 	DJANGO_SECRET_KEY=lint-only $(PY) manage.py makemigrations --check --dry-run
+
+# issue 15's load run (docs/benchmarks.md "Load and soak"): a whole Nova in its own
+# namespaces driven through the HTTP API; BENCH_LOAD_ARGS are bench/load_stack.py's,
+# e.g. BENCH_LOAD_ARGS='--plots docs/img/load -- --seconds 180 --warmup 60 --rate 40'
+BENCH_LOAD_ARGS ?= -- --seconds 120 --warmup 30 --rate 40
+$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-bench.txt
+	@touch $@
+
+bench-load: services $(VENV)/.bench-installed var/secret_key
+	$(PY) bench/load_stack.py $(BENCH_LOAD_ARGS)
 
 clean-var: services-down
 	rm -rf var

@@ -53,14 +53,11 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import re
 import resource
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -72,20 +69,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypedDict
 
-from benchenv import ROOT, bench_env, postgres  # bench/ is the script's own folder
+from benchenv import (  # bench/ is the script's own folder
+    ROOT,
+    bench_env,
+    commit,
+    free_port,
+    load_avg,
+    machine,
+    postgres,
+    procfile_line,
+    venv_path,
+)
 
 sys.path.insert(0, str(ROOT))
 
-from worldgen import PROBE_FOLLOWEES, build_world  # plain data: no Django needed
+from worldgen import PROBE_FOLLOWEES, build_world, world_arguments  # plain data: no Django needed
 
 RUN = uuid.uuid4().hex[:6]
 PHASES = ("throughput", "miss", "hitrate", "freshness")
 PAGE = 20
-WORDS = (
-    "today finally shipped coffee morning build release bug fix deploy feed ranking kafka postgres latency "
-    "cache weekend hiking photo city music album launch team meeting idea design sunset river bread recipe "
-    "garden book chapter train travel code review lunch tired happy excited new old small big fast slow"
-).split()
 
 
 def say(text: str = "") -> None:
@@ -96,13 +98,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    world = parser.add_argument_group("world (bench/worldgen.py)")
-    world.add_argument("--users", type=int, default=10_000)
-    world.add_argument("--posts", type=int, default=100_000)
-    world.add_argument("--events", type=int, default=1_000_000)
-    world.add_argument("--likes", type=int, default=200_000)
-    world.add_argument("--comments", type=int, default=50_000)
-    world.add_argument("--seed", type=int, default=10)
+    world = world_arguments(parser)
     world.add_argument(
         "--database", default="nova_bench_feed", help="Postgres and ClickHouse database (must start with nova_bench)"
     )
@@ -197,16 +193,14 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import DatabaseError, connection, transaction  # noqa: E402
+from django.db import DatabaseError, connection  # noqa: E402
+from worlddb import CLICKHOUSE_SETTINGS, write_clickhouse, write_postgres  # noqa: E402
 
 from feed import cache  # noqa: E402
 from feed.read import read_feed  # noqa: E402
 from nova import redis as nova_redis  # noqa: E402
 from nova.clickhouse import make_client  # noqa: E402
 from pipeline.clickhouse_migrations import MigrationRunner  # noqa: E402
-from ranking.world import World, write_world  # noqa: E402
-
-CH_SETTINGS: dict[str, object] = {"max_execution_time": 60}
 
 
 class WorldMeta(TypedDict):
@@ -339,41 +333,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
 
-def load_avg() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-        return f"{out}{' (modified)' if dirty else ''}"
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
-def machine() -> str:
-    with open("/proc/meminfo") as meminfo:
-        total_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
-    try:
-        debian = Path("/etc/debian_version").read_text().strip()
-    except OSError:
-        debian = "?"
-    return (
-        f"{os.cpu_count()} cores, {total_kib / 1024**2:.0f} GiB, Debian {debian}, {platform.platform()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 class Deadline:
     def __init__(self, minutes: float) -> None:
         self.at = time.monotonic() + minutes * 60
@@ -456,7 +415,10 @@ def prepare_world(deadline: Deadline) -> WorldMeta:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    counts = write_postgres(world, meta)
+    counts = write_postgres(world, ARGS.seed + 1)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_feed_meta (key text PRIMARY KEY, value text NOT NULL)")
+        cursor.execute("INSERT INTO bench_feed_meta VALUES ('world', %s)", [json.dumps(meta)])
     say(
         f"Postgres {ARGS.database}: "
         + ", ".join(f"{n:,} {t}" for t, n in counts.items())
@@ -468,131 +430,13 @@ def prepare_world(deadline: Deadline) -> WorldMeta:
     admin = make_client(settings.CLICKHOUSE, database="default")
     admin.execute(f"DROP DATABASE IF EXISTS `{ARGS.database}`")
     MigrationRunner(make_client(settings.CLICKHOUSE), admin, ARGS.database, settings.CLICKHOUSE_SQL_DIR).apply()
-    client = make_client(settings.CLICKHOUSE, settings=CH_SETTINGS)
-    write_world(client, world)
+    client = make_client(settings.CLICKHOUSE, settings=CLICKHOUSE_SETTINGS)
+    write_clickhouse(client, ARGS.database, world, source, ARGS.events, deadline.passed)
     del world
-    written = 0
-    for chunk in source.chunks(ARGS.events):
-        write_world(client, World(events=chunk))
-        written += len(chunk)
-        if deadline.passed():
-            raise SystemExit(f"time limit reached while writing events ({written:,} written)")
-    wait_for_merges(client)
     client.execute("CREATE TABLE bench_meta (key String, value String) ENGINE = TinyLog")
     client.execute("INSERT INTO bench_meta (key, value) VALUES", [("world", json.dumps(meta))])
     say(f"ClickHouse {ARGS.database}: world and {ARGS.events:,} events in {time.perf_counter() - started:.1f} s")
     return meta
-
-
-def wait_for_merges(client, timeout: float = 180) -> None:
-    started = time.monotonic()
-    while client.execute("SELECT count() FROM system.merges WHERE database = %(d)s", {"d": ARGS.database})[0][0]:
-        if time.monotonic() - started > timeout:
-            say(f"merges still running after {timeout:.0f} s: going on")
-            return
-        time.sleep(1)
-
-
-def _copy(table: str, columns: list[str], rows) -> int:
-    count = 0
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            count += 1
-    return count
-
-
-def write_postgres(world: World, meta: WorldMeta) -> dict[str, int]:
-    """The world's users, posts, follows, likes, comments and mutes with the ids
-    ClickHouse has, and an API token per user; sequences moved past the ids."""
-    from django.contrib.auth.hashers import make_password
-
-    rng = random.Random(ARGS.seed + 1)
-    unusable = make_password(None)
-    joined = datetime(2020, 1, 1, tzinfo=UTC)
-
-    def sentence(low: int, high: int) -> str:
-        return " ".join(rng.choices(WORDS, k=rng.randint(low, high))).capitalize()
-
-    counts: dict[str, int] = {}
-    with transaction.atomic():
-        counts["users"] = _copy(
-            "users",
-            [
-                "id",
-                "password",
-                "is_superuser",
-                "username",
-                "first_name",
-                "last_name",
-                "email",
-                "is_staff",
-                "is_active",
-                "date_joined",
-                "display_name",
-                "bio",
-            ],
-            (
-                (u.id, unusable, False, f"user{u.id}", "", "", "", False, u.active, joined, f"User {u.id}", "")
-                for u in world.users
-            ),
-        )
-        counts["posts"] = _copy(
-            "posts",
-            ["id", "author_id", "body", "media_url", "created_at", "updated_at", "deleted_at"],
-            (
-                (
-                    p.id,
-                    p.author_id,
-                    sentence(5, 40),
-                    "",
-                    p.created_at,
-                    p.created_at,
-                    p.created_at if p.deleted else None,
-                )
-                for p in world.posts
-            ),
-        )
-        counts["follows"] = _copy(
-            "follows",
-            ["id", "follower_id", "followee_id", "created_at"],
-            ((r.id, r.user_id, r.target_id, r.created_at) for r in world.follows),
-        )
-        counts["likes"] = _copy(
-            "likes",
-            ["id", "user_id", "post_id", "created_at"],
-            ((r.id, r.user_id, r.target_id, r.created_at) for r in world.likes),
-        )
-        counts["comments"] = _copy(
-            "comments",
-            ["id", "user_id", "post_id", "body", "created_at"],
-            ((r.id, r.user_id, r.target_id, sentence(2, 20), r.created_at) for r in world.comments),
-        )
-        seen: set[tuple[int, int]] = set()
-        mutes = []
-        for r in world.mutes:  # the generator may draw a pair twice; Postgres has a unique constraint
-            if (r.user_id, r.target_id) not in seen:
-                seen.add((r.user_id, r.target_id))
-                mutes.append(r)
-        counts["mutes"] = _copy(
-            "mutes",
-            ["id", "user_id", "muted_id", "created_at"],
-            ((r.id, r.user_id, r.target_id, r.created_at) for r in mutes),
-        )
-        counts["tokens"] = _copy(
-            "authtoken_token",
-            ["key", "user_id", "created"],
-            ((secrets.token_hex(20), u.id, joined) for u in world.users),
-        )
-        with connection.cursor() as cursor:
-            for table in ("users", "posts", "follows", "likes", "comments", "mutes"):
-                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-            cursor.execute("CREATE TABLE bench_feed_meta (key text PRIMARY KEY, value text NOT NULL)")
-            cursor.execute("INSERT INTO bench_feed_meta VALUES ('world', %s)", [json.dumps(meta)])
-    with connection.cursor() as cursor:
-        # now, not by autovacuum in the middle of a timed run (its reads and writes slowed a first run down)
-        cursor.execute("VACUUM ANALYZE")
-    return counts
 
 
 def tokens_of(user_ids: list[int]) -> dict[int, str]:
@@ -688,23 +532,6 @@ def warm_users(users: list[int], min_ttl: int, tries: int = 3) -> tuple[list[int
 
 
 # ------------------------------------------------------------------ gunicorn, as `make run` starts it
-def procfile_line(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.partition(":")[2].strip()
-    raise SystemExit(f"no {name} line in the Procfile")
-
-
-def venv_path() -> str:
-    return f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """`bash -c 'exec <Procfile web line>'` (the shell expands ${WEB_BIND:-...} as
     honcho's does) with DJANGO_SETTINGS_MODULE=bench.feed_api_settings; its own

@@ -17,7 +17,8 @@ event-to-visible P95 (sampled event ids polled in ClickHouse's events table) and
 the check that every accepted event_id is there exactly once.
 
 bench/load_stack.py starts every Procfile process in its own namespaces and runs
-this against it. Not yet: consumer lag, the latency PNG and --soak's RSS sampling.
+this against it, samples consumer lag and every process's memory, and draws the
+plots (latency over time, memory over time).
 """
 
 from __future__ import annotations
@@ -110,10 +111,11 @@ class Workload:
             return Request("feed", user, "GET", "/api/v1/feed/?limit=20")
         if kind == "events":
             now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-            events = []
+            events, ids = [], []
             for _ in range(rng.randint(*self.batch)):
-                event = {
-                    "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                ids.append(str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+                event: dict[str, object] = {
+                    "event_id": ids[-1],
                     "post_id": rng.choice(self.post_ids),
                     "event_type": rng.choice(EVENT_TYPES),
                     "ts": now,
@@ -121,9 +123,7 @@ class Workload:
                 if event["event_type"] == "dwell":
                     event["dwell_ms"] = rng.randint(200, 30_000)
                 events.append(event)
-            return Request(
-                "events", user, "POST", "/api/v1/events/", {"events": events}, [e["event_id"] for e in events]
-            )
+            return Request("events", user, "POST", "/api/v1/events/", {"events": events}, ids)
         write = rng.choice(WRITES)
         if write == "post":
             return Request("post", user, "POST", "/api/v1/posts/", {"body": f"load test post {rng.getrandbits(32)}"})
@@ -140,10 +140,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 # ------------------------------------------------------------------ the driver
 class Results:
-    def __init__(self) -> None:
+    """Every answer in the timeline; latencies only after the warm-up (answers
+    that came back in its first `warmup` seconds are not measured); statuses and
+    feed sources of every answer, warm-up included."""
+
+    def __init__(self, warmup: float = 0) -> None:
+        self.warmup = warmup
         self.lock = threading.Lock()
         self.latency: dict[str, list[float]] = defaultdict(list)
-        self.timeline: list[tuple[float, str, float]] = []
+        self.timeline: list[tuple[float, str, float, int]] = []  # (seconds since the start, kind, latency, status)
         self.status: Counter[tuple[str, int]] = Counter()
         self.sources: Counter[str] = Counter()
         self.accepted: dict[str, float] = {}  # event_id -> when its 202 came back (monotonic, from the start)
@@ -151,39 +156,61 @@ class Results:
 
     def record(self, at: float, kind: str, seconds: float, status: int) -> None:
         with self.lock:
-            self.latency[kind].append(seconds)
-            self.timeline.append((at, kind, seconds))
+            if at >= self.warmup:
+                self.latency[kind].append(seconds)
+            self.timeline.append((at, kind, seconds, status))
             self.status[(kind, status)] += 1
 
+    def measured(self) -> int:
+        return sum(len(values) for values in self.latency.values())
 
-def send(base: str, token: str, request: Request, user_ids: list[int], timeout: float):
-    split = urlsplit(base)
-    conn = http.client.HTTPConnection(split.hostname, split.port or 80, timeout=timeout)
-    path = request.path if request.target is None else request.path.format(user_ids[request.target])
-    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-    try:
-        conn.request(request.method, path, json.dumps(request.body) if request.body is not None else None, headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+
+class Client:
+    """One worker thread's HTTP client: a new connection per request, or with
+    --keepalive one kept open (and opened again after an error)."""
+
+    def __init__(self, base: str, timeout: float, keepalive: bool) -> None:
+        split = urlsplit(base)
+        self.host, self.port = split.hostname or "127.0.0.1", split.port or 80
+        self.timeout, self.keepalive = timeout, keepalive
+        self.conn: http.client.HTTPConnection | None = None
+
+    def send(self, token: str, request: Request, user_ids: list[int]) -> tuple[int, bytes]:
+        path = request.path if request.target is None else request.path.format(user_ids[request.target])
+        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        body = json.dumps(request.body) if request.body is not None else None
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            self.conn.request(request.method, path, body, headers)
+            response = self.conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = None
+            raise
+        finally:
+            if not self.keepalive and self.conn is not None:
+                self.conn.close()
+                self.conn = None
 
 
 def run(
     args: argparse.Namespace, users: list[tuple[int, str]], post_ids: list[int], probe: VisibilityProbe | None
 ) -> Results:
     workload = Workload(len(users), post_ids, args.seed, args.zipf)
-    results = Results()
+    results = Results(args.warmup)
     due: queue.Queue[Request | None] = queue.Queue(maxsize=args.inflight)
     user_ids = [u for u, _ in users]
     started = time.monotonic()
 
     def worker() -> None:
+        client = Client(args.url, args.timeout, args.keepalive)
         while (request := due.get()) is not None:
             t0 = time.monotonic()
             try:
-                status, body = send(args.url, users[request.user][1], request, user_ids, args.timeout)
-            except OSError:
+                status, body = client.send(users[request.user][1], request, user_ids)
+            except (OSError, http.client.HTTPException):
                 status, body = 599, b""
             t1 = time.monotonic()
             results.record(t1 - started, request.kind, t1 - t0, status)
@@ -197,7 +224,7 @@ def run(
                 if accepted == len(request.event_ids):
                     with results.lock:
                         results.accepted.update((e, t1) for e in request.event_ids)
-                    if probe is not None:
+                    if probe is not None and t1 - started >= args.warmup:
                         probe.watch(request.event_ids[0], time.time())
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.inflight)]
@@ -225,12 +252,12 @@ def run(
 
 def progress(results: Results, now: float) -> None:
     with results.lock:
-        recent = [s for at, _, s in results.timeline if at > now - 1]
+        recent = [s for at, _, s, _ in results.timeline if at > now - 1]
         errors = sum(n for (_, status), n in results.status.items() if status >= 400)
-        p95 = percentile([s for _, _, s in results.timeline], 0.95)
+        p95 = percentile([s for at, _, s, _ in results.timeline if at > now - 10], 0.95)
         done = len(results.timeline)
     print(
-        f"\r{now:5.0f} s  {len(recent):5d} req/s  {done:7d} done  {errors:5d} errors  P95 {p95 * 1000:7.1f} ms",
+        f"\r{now:5.0f} s  {len(recent):5d} req/s  {done:7d} done  {errors:5d} errors  P95 (10 s) {p95 * 1000:7.1f} ms",
         end="",
         flush=True,
     )
@@ -305,7 +332,9 @@ def event_check(args: argparse.Namespace, results: Results, probe: VisibilityPro
 
 
 def report(args: argparse.Namespace, results: Results, extra: list[str]) -> None:
-    done = len(results.timeline)
+    done, measured_seconds = results.measured(), args.seconds - args.warmup
+    if args.warmup:
+        print(f"\n\nLatencies and throughput of the {measured_seconds:g} s after a {args.warmup:g} s warm-up:", end="")
     print("\n\n| endpoint | requests | P50 ms | P95 ms | P99 ms |\n|---|---:|---:|---:|---:|")
     for kind, values in sorted(results.latency.items()):
         print(
@@ -313,19 +342,24 @@ def report(args: argparse.Namespace, results: Results, extra: list[str]) -> None
             f"| {percentile(values, 0.95) * 1000:,.1f} | {percentile(values, 0.99) * 1000:,.1f} |"
         )
     feed_answers = sum(results.sources.values())
-    errors = Counter()
+    errors: Counter[str] = Counter()
     for (kind, status), n in results.status.items():
         if status >= 400:
             errors[f"{kind} {status}"] += n
+    server_errors = sum(n for (_, status), n in results.status.items() if 500 <= status < 599)
     print("\n| figure | value |\n|---|---|")
-    print(f"| throughput | {done / args.seconds:,.1f} req/s ({done:,} in {args.seconds} s, target rate {args.rate}) |")
+    print(
+        f"| throughput | {done / measured_seconds:,.1f} req/s ({done:,} in {measured_seconds:g} s, "
+        f"target rate {args.rate:g}) |"
+    )
     print(f"| not sent (all {args.inflight} in flight) | {results.dropped:,} |")
     print(
         f"| cache hit rate (feed answers with source=cache) | "
         f"{results.sources['cache'] / feed_answers if feed_answers else float('nan'):.1%} of {feed_answers:,} |"
     )
     print(f"| feed sources | {dict(results.sources)} |")
-    print(f"| errors by status | {dict(errors) or 'none'} |")
+    print(f"| errors by endpoint and status, warm-up included (599: no answer) | {dict(errors) or 'none'} |")
+    print(f"| 5xx answers, warm-up included | {server_errors:,} |")
     for line in extra:
         print(line)
 
@@ -337,7 +371,10 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--tokens-file", required=True)
     parser.add_argument("--post-ids", required=True)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=60, help="the whole run, warm-up included")
+    parser.add_argument("--warmup", type=float, default=0, help="the first seconds are driven but not measured")
+    parser.add_argument("--keepalive", action="store_true", help="each client keeps its connection open")
+    parser.add_argument("--timeline", help="write every answer as JSON [[seconds, kind, latency, status], ...] here")
     parser.add_argument("--rate", type=float, default=20, help="requests per second, open loop")
     parser.add_argument("--inflight", type=int, default=32, help="at most this many requests under way")
     parser.add_argument("--max-requests", type=int, default=1_000_000)
@@ -352,6 +389,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.seconds <= 3_600 or not 0 < args.rate <= 5_000 or not 1 <= args.inflight <= 512:
         parser.error("--seconds in (0, 3600], --rate in (0, 5000], --inflight in [1, 512]")
+    if not 0 <= args.warmup < args.seconds:
+        parser.error("--warmup in [0, --seconds)")
     with open(args.tokens_file) as lines:
         users = [(int(u), t) for u, t in (line.split() for line in lines if line.strip())]
     with open(args.post_ids) as lines:
@@ -360,6 +399,9 @@ def main() -> None:
     if probe is not None:
         probe.start()
     results = run(args, users, post_ids, probe)
+    if args.timeline:
+        with open(args.timeline, "w") as out:
+            json.dump([[round(at, 4), kind, round(s, 5), status] for at, kind, s, status in results.timeline], out)
     report(args, results, event_check(args, results, probe) if probe is not None else [])
 
 

@@ -55,7 +55,7 @@ from benchenv import ROOT, bench_env  # bench/ is the script's own folder
 
 sys.path.insert(0, str(ROOT))
 
-from worldgen import PROBE_FOLLOWEES, build_world  # plain data: no Django needed
+from worldgen import PROBE_FOLLOWEES, build_world, world_arguments  # plain data: no Django needed
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DETAIL_FOLLOWEES = 500
@@ -70,12 +70,7 @@ def say(text: str = "") -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--posts", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--likes", type=int, default=200_000)
-    parser.add_argument("--comments", type=int, default=50_000)
-    parser.add_argument("--seed", type=int, default=10)
+    world_arguments(parser)
     parser.add_argument("--repeats", type=int, default=30, help="timed rank_feed calls per probe user")
     parser.add_argument(
         "--keep", action="store_true", help="reuse --database if it holds a world built with the same arguments"

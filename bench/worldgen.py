@@ -54,6 +54,18 @@ def zipf_weights(count: int, exponent: float, offset: int = 10) -> list[float]:
     return [1 / (rank + offset) ** exponent for rank in range(count)]
 
 
+def world_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The generator's arguments (the benchmarks' common defaults: a world of 10,000 users)."""
+    world = parser.add_argument_group("world (bench/worldgen.py; needs more users than the largest probe follows)")
+    world.add_argument("--users", type=int, default=10_000)
+    world.add_argument("--posts", type=int, default=100_000)
+    world.add_argument("--events", type=int, default=1_000_000)
+    world.add_argument("--likes", type=int, default=200_000)
+    world.add_argument("--comments", type=int, default=50_000)
+    world.add_argument("--seed", type=int, default=10)
+    return world
+
+
 def build_world(args: argparse.Namespace, now: datetime) -> tuple[World, dict[int, int], EventSource]:
     """Users, posts, follows, likes, comments and mutes, the probe users
     ({followee count: user id}) and the source of the events (written in chunks),

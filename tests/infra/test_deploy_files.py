@@ -138,10 +138,18 @@ def test_local_and_test_requirements_add_their_tools_on_top_of_the_runtime() -> 
     assert not set(test) & (set(local) | set(_requirements("requirements.txt")[1]))
 
 
+def test_bench_requirements_add_the_plotting_library_on_top_of_the_local_ones() -> None:
+    includes, bench = _requirements("requirements-bench.txt")
+    assert includes == ["requirements-local.txt"] and "matplotlib" in bench
+    below = set(_requirements("requirements-local.txt")[1]) | set(_requirements("requirements.txt")[1])
+    assert not set(bench) & below
+    assert "pip install -q -r requirements-bench.txt" in (ROOT / "Makefile").read_text()
+
+
 def test_image_installs_the_runtime_requirements_only() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "COPY requirements.txt .\nRUN pip install -r requirements.txt\n" in text
-    assert "requirements-local" not in text and "requirements-test" not in text
+    assert "requirements-local" not in text and "requirements-test" not in text and "requirements-bench" not in text
 
 
 def test_make_run_supervises_the_procfile_and_make_test_installs_the_test_tools() -> None:
