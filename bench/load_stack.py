@@ -189,13 +189,13 @@ def drop() -> None:
 
 
 # ------------------------------------------------------------------ sampling memory and lag
-PAGE = os.sysconf("SC_PAGE_SIZE")
+PAGE, TICKS = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
 
 
-def rss_by_group() -> tuple[dict[int, int], dict[str, int]]:
-    """Bytes resident per process group, and per command name (for the shared servers)."""
-    groups: dict[int, int] = defaultdict(int)
-    names: dict[str, int] = defaultdict(int)
+def usage() -> tuple[dict[int, list[float]], dict[str, list[float]]]:
+    """(bytes resident, CPU seconds used so far) per process group, and per command name (for the shared servers)."""
+    groups: dict[int, list[float]] = defaultdict(lambda: [0, 0])
+    names: dict[str, list[float]] = defaultdict(lambda: [0, 0])
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -205,9 +205,11 @@ def rss_by_group() -> tuple[dict[int, int], dict[str, int]]:
         except OSError:
             continue
         name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
-        rss = int(fields[21]) * PAGE  # field 24 of stat(5), counted from after the name
-        groups[int(fields[2])] += rss
-        names[name] += rss
+        rss = int(fields[21]) * PAGE  # fields 24 (rss), 14 and 15 (utime, stime) of stat(5), counted after the name
+        cpu = (int(fields[11]) + int(fields[12])) / TICKS
+        for total in (groups[int(fields[2])], names[name]):
+            total[0] += rss
+            total[1] += cpu
     return groups, names
 
 
@@ -231,6 +233,7 @@ class Sample:
     at: float  # seconds since the sampler started
     rss: dict[str, float] = field(default_factory=dict)  # MiB per process group (or shared server)
     lag: dict[str, float | None] = field(default_factory=dict)  # per pipeline, None: no answer
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used so far, per process group
 
 
 class Sampler(threading.Thread):
@@ -242,12 +245,16 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            groups, names = rss_by_group()
+            groups, names = usage()
             sample = Sample(time.monotonic() - self.started)
             for name, process in self.processes.items():
-                sample.rss[name] = groups.get(process.pid, 0) / 2**20
+                rss, cpu = groups.get(process.pid, (0, 0))
+                sample.rss[name], sample.cpu[name] = rss / 2**20, cpu
             for label, command in SHARED_SERVERS.items():
-                sample.rss[f"{label} (shared)"] = sum(v for k, v in names.items() if k.startswith(command)) / 2**20
+                own = [v for k, v in names.items() if k.startswith(command)]
+                sample.rss[f"{label} (shared)"] = sum(v[0] for v in own) / 2**20
+                sample.cpu[f"{label} (shared)"] = sum(v[1] for v in own)
+            sample.cpu["every process on the machine"] = sum(v[1] for v in groups.values())
             for name, metric in LAG.items():
                 sample.lag[name] = scrape(PORTS[name], metric)
             self.samples.append(sample)
@@ -267,14 +274,22 @@ def lag_and_memory(samples: list[Sample], load_started: float, warmup: float) ->
             f"| {name} ({units[name]}) | {max(values):,.0f} | {values[-1]:,.0f} |" if values else f"| {name} | - | - |"
         )
     print(
-        f"\n| process | RSS MiB after the warm-up | at the end | max | change |\n|---|---:|---:|---:|---:|"
+        f"\n| process | RSS MiB after the warm-up | at the end | max | change | CPU cores (mean) |"
+        f"\n|---|---:|---:|---:|---:|---:|"
         f"\n(first sample at {measured[0].at - load_started:.0f} s of the load, one every "
         f"{measured[1].at - measured[0].at if len(measured) > 1 else 0:.0f} s, {len(measured)} samples)"
     )
-    for key in measured[0].rss:
-        values = [s.rss[key] for s in measured]
+    span = measured[-1].at - measured[0].at
+    for key in measured[0].cpu:
+        values = [s.rss.get(key, 0) for s in measured]
         first, last = values[0], values[-1]
-        print(f"| {key} | {first:,.1f} | {last:,.1f} | {max(values):,.1f} | {last - first:+,.1f} |")
+        cores = (measured[-1].cpu[key] - measured[0].cpu[key]) / span if span else float("nan")
+        memory = (
+            f"{first:,.1f} | {last:,.1f} | {max(values):,.1f} | {last - first:+,.1f}"
+            if key in measured[0].rss
+            else "| | |"
+        )
+        print(f"| {key} | {memory} | {cores:.2f} |")
 
 
 # ------------------------------------------------------------------ plots
