@@ -6,6 +6,8 @@ Postgres refuses both, and a refusal there would be a 500 instead of a 400.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -25,7 +27,7 @@ def reject_surrogates(value: str) -> None:
 class TextField(serializers.CharField):
     """A CharField that wants a JSON string: DRF would quietly turn 12 into "12"."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:  # CharField's own keyword arguments, passed on as they are
         super().__init__(**kwargs)
         self.validators.append(reject_surrogates)
 

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feed import services
+from feed.auth import signed_in_user
 from feed.cursors import CursorError
 from feed.models import Comment, Follow, Post, User
 from feed.pagination import StableCursorPagination
@@ -77,7 +78,7 @@ E429 = {429: OpenApiResponse(_detail, description="Too many attempts: wait the `
 
 def _check_auth_attempts(request: Request) -> str | None:
     """429 while this username or client address has too many recent failures; the username tried."""
-    username = request.data.get("username")
+    username = request.data.get("username") if isinstance(request.data, dict) else None
     wait = throttling.auth_wait(request, username)
     if wait is not None:
         raise Throttled(wait, detail="Too many failed attempts for this username or address.")
@@ -150,7 +151,7 @@ class LogoutView(APIView):
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        Token.objects.filter(user=request.user).delete()
+        Token.objects.filter(user=signed_in_user(request)).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -164,20 +165,21 @@ class PasswordChangeView(APIView):
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
-        username = request.user.get_username()
+        user = signed_in_user(request)
+        username = user.get_username()
         wait = throttling.auth_wait(request, username)
         if wait is not None:
             raise Throttled(wait, detail="Too many failed attempts for this username or address.")
-        form = PasswordChangeSerializer(data=request.data, context={"user": request.user})
+        form = PasswordChangeSerializer(data=request.data, context={"user": user})
         _valid_or_count_failure(request, username, form)
-        token = services.change_password(request.user, form.validated_data["new_password"])
-        return Response(TokenSerializer({"token": token.key, "user": request.user}).data)
+        token = services.change_password(user, form.validated_data["new_password"])
+        return Response(TokenSerializer({"token": token.key, "user": user}).data)
 
 
 class MeView(APIView):
     @extend_schema(summary="The signed-in user", responses={200: MeSerializer, **E401}, tags=["users"])
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(request.user).data)
+        return Response(MeSerializer(signed_in_user(request)).data)
 
     @extend_schema(
         summary="Edit your display name and bio",
@@ -186,9 +188,9 @@ class MeView(APIView):
         tags=["users"],
     )
     def patch(self, request: Request) -> Response:
-        form = MeSerializer(request.user, data=request.data, partial=True)
+        form = MeSerializer(signed_in_user(request), data=request.data, partial=True)
         form.is_valid(raise_exception=True)
-        user = services.update_profile(request.user, **form.validated_data)
+        user = services.update_profile(signed_in_user(request), **form.validated_data)
         return Response(MeSerializer(user).data)
 
 
@@ -221,7 +223,7 @@ class PostListCreateView(generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         form = PostSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        post = services.create_post(request.user, **form.validated_data)
+        post = services.create_post(signed_in_user(request), **form.validated_data)
         return Response(PostSerializer(post).data, status=status.HTTP_201_CREATED)
 
 
@@ -243,7 +245,7 @@ class PostDetailView(APIView):
     )
     def delete(self, request: Request, pk: int) -> Response:
         try:
-            services.delete_post(request.user, _visible_post(pk))
+            services.delete_post(signed_in_user(request), _visible_post(pk))
         except services.NotAuthorError as error:
             raise PermissionDenied(error.message) from error
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -257,14 +259,14 @@ class PostLikeView(APIView):
         tags=["posts"],
     )
     def post(self, request: Request, pk: int) -> Response:
-        _, created = services.like(request.user, _visible_post(pk))
+        _, created = services.like(signed_in_user(request), _visible_post(pk))
         return _relation_response(created)
 
     @extend_schema(
         summary="Unlike a post (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["posts"]
     )
     def delete(self, request: Request, pk: int) -> Response:
-        services.unlike(request.user, _visible_post(pk))
+        services.unlike(signed_in_user(request), _visible_post(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -296,7 +298,7 @@ class PostCommentsView(generics.GenericAPIView):
         post = _visible_post(pk)
         form = CommentSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        comment = services.add_comment(request.user, post, form.validated_data["body"])
+        comment = services.add_comment(signed_in_user(request), post, form.validated_data["body"])
         return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
 
@@ -321,7 +323,7 @@ class UserFollowView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         try:
-            _, created = services.follow(request.user, _user(pk))
+            _, created = services.follow(signed_in_user(request), _user(pk))
         except services.SelfRelationError as error:
             _raise_as_validation(error)
         return _relation_response(created)
@@ -330,7 +332,7 @@ class UserFollowView(APIView):
         summary="Unfollow a user (idempotent)", responses={204: _relation_responses[204], **READ_ERRORS}, tags=["users"]
     )
     def delete(self, request: Request, pk: int) -> Response:
-        services.unfollow(request.user, _user(pk))
+        services.unfollow(signed_in_user(request), _user(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -344,7 +346,7 @@ class UserMuteView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         try:
-            _, created = services.mute(request.user, _user(pk))
+            _, created = services.mute(signed_in_user(request), _user(pk))
         except services.SelfRelationError as error:
             _raise_as_validation(error)
         return _relation_response(created)
@@ -355,7 +357,7 @@ class UserMuteView(APIView):
         tags=["users"],
     )
     def delete(self, request: Request, pk: int) -> Response:
-        services.unmute(request.user, _user(pk))
+        services.unmute(signed_in_user(request), _user(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -437,7 +439,9 @@ class FeedView(APIView):
         query = FeedQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         try:
-            page = read_feed(request.user.pk, query.validated_data["limit"], query.validated_data.get("cursor"))
+            page = read_feed(
+                signed_in_user(request).pk, query.validated_data["limit"], query.validated_data.get("cursor")
+            )
         except CursorError as exc:
             raise ValidationError({"cursor": [str(exc)]}) from exc
         return Response(

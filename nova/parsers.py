@@ -8,6 +8,7 @@ rest_framework.views is still loading.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import IO, Any
 
 import orjson
@@ -63,7 +64,7 @@ class JSONObjectParser(BaseParser):
     media_type = "application/json"
 
     def parse(
-        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: dict | None = None
+        self, stream: IO[bytes] | None, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         if stream is None:  # an empty body
             raise ParseError("body: empty; a JSON object is expected")

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feed.auth import signed_in_user
 from feed.cache import hide_posts
 from feed.models import Post
 from monitoring import metrics
@@ -78,13 +79,13 @@ class EventsView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        received_at = datetime.now(UTC)
+        received_at, user_id = datetime.now(UTC), signed_in_user(request).pk
         try:
             # request.data: nova.parsers.JSONObjectParser (orjson, depth and size limits); 415 for other types
             events = events_of(request.data, settings.EVENTS_MAX_BATCH)
         except BatchRejected as exc:
             return Response({"detail": str(exc)}, status=exc.status)
-        wait = throttling.hit("events", str(request.user.pk), throttling.rate_of("events"), cost=len(events))
+        wait = throttling.hit("events", str(user_id), throttling.rate_of("events"), cost=len(events))
         if wait is not None:
             raise Throttled(wait, detail="Over your events quota; retry the same event_ids later.")
         window = TimeWindow(
@@ -92,7 +93,7 @@ class EventsView(APIView):
             max_age=timedelta(seconds=settings.EVENTS_MAX_AGE_SECONDS),
         )
         try:
-            result = ingest_events(events, request.user.pk, received_at, window, live_post_authors, _publish)
+            result = ingest_events(events, user_id, received_at, window, live_post_authors, _publish)
         except PublishFailed as exc:
             metrics.EVENTS_RECEIVED.labels("unavailable").inc(len(events))
             return Response(
@@ -101,7 +102,7 @@ class EventsView(APIView):
                 headers={"Retry-After": str(settings.EVENTS_RETRY_AFTER_SECONDS)},
             )
         # after the broker acknowledged: a hide that was not accepted must not hide anything
-        hide_posts(request.user.pk, result.hidden_post_ids)
+        hide_posts(user_id, result.hidden_post_ids)
         metrics.EVENTS_RECEIVED.labels("accepted").inc(result.accepted)
         metrics.EVENTS_RECEIVED.labels("rejected").inc(result.rejected)
         body = {"accepted": result.accepted, "rejected": result.rejected, "errors": result.errors}

@@ -22,6 +22,7 @@ import uuid
 from enum import IntEnum
 
 import redis
+from redis.commands.core import Script
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class EventDedup:
         self.socket_timeout = socket_timeout
         self.mark_identity = mark_identity
         self._client: redis.Redis | None = None
-        self._script = None
+        self._script: Script | None = None
 
     @property
     def client(self) -> redis.Redis:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,7 @@ def store_lag_report(client: redis.Redis, report: LagReport) -> None:
     pipe.execute()
 
 
-def parse_lag_report(fields: dict[bytes, bytes]) -> LagReport | None:
+def parse_lag_report(fields: Mapping[bytes | str, bytes | str]) -> LagReport | None:
     """The stored hash, or None if it is absent or unreadable."""
     try:
         reported_at = float(fields[b"reported_at"])

@@ -127,16 +127,15 @@ def change_records(
         return [Record(table, key, make("d", before, None)), Record(table, key, None)]
     old = tuple_to_row(relation, change.old) if change.old is not None else None
     after = fill_unchanged(tuple_to_row(relation, change.new), old if change.old_kind == "O" else None, table)
-    # with a key-only identity ('K') `before` is partial, as Debezium shows it
-    before = old
+    # with a key-only identity ('K') `old` is partial, as Debezium shows `before`
     new_key = primary_key(relation, after)
     if old is not None and (old_key := primary_key(relation, old)) != new_key:
         return [
-            Record(table, old_key, make("d", before, None)),
+            Record(table, old_key, make("d", old, None)),
             Record(table, old_key, None),
             Record(table, new_key, make("c", None, after)),
         ]
-    return [Record(table, new_key, make("u", before, after))]
+    return [Record(table, new_key, make("u", old, after))]
 
 
 def snapshot_record(

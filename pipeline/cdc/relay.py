@@ -73,6 +73,13 @@ SESSION_SETTINGS = {
 PRODUCE_CHUNK = 10_000
 
 
+def only_value(row: tuple[Any, ...] | None) -> Any:
+    """The first column of the row a function call returns (it always returns one)."""
+    if row is None:
+        raise RuntimeError("Postgres returned no row where one is always returned")
+    return row[0]
+
+
 class DeliveryFailed(Exception):
     """The broker did not acknowledge every message; the slot must not advance."""
 
@@ -214,9 +221,11 @@ class Relay:
             return False
         # the slot must exist before the snapshot starts: everything committed after
         # the snapshot is then in the stream (no gap)
-        lsn = self.conn.execute(
-            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (self.cdc.slot_name,)
-        ).fetchone()[0]
+        lsn = only_value(
+            self.conn.execute(
+                "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (self.cdc.slot_name,)
+            ).fetchone()
+        )
         self.state.confirmed_lsn = parse_lsn(lsn)
         self._set_snapshot_done(False)
         log.info("created replication slot %s at %s", self.cdc.slot_name, lsn)
@@ -279,7 +288,7 @@ class Relay:
         pending: Record | None = None
         with self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            lsn = parse_lsn(self.conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+            lsn = parse_lsn(only_value(self.conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()))
             source = SourceInfo(self.kafka.topic_prefix, self.db_name, None, now_ms)
             for relation in relations:
                 columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in relation.columns)
@@ -317,7 +326,7 @@ class Relay:
         assert self.conn is not None and self.producer is not None
         result = PumpResult()
         looked_at = self.clock()
-        target = parse_lsn(self.conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
+        target = parse_lsn(only_value(self.conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()))
         relations = self.state.relations
         relations.clear()  # each peek is a new decoding session: Relation messages are re-sent
         txn = _Txn()

@@ -187,9 +187,10 @@ def parse_change(raw: bytes | None, topic: str = "") -> Change | None:
     if op == "r":
         version = SNAPSHOT_VERSION
     else:
-        version = source.get("lsn")
-        if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= UINT64_MAX:
-            raise InvalidChange(f"source.lsn must be a positive integer, got {version!r}")
+        lsn = source.get("lsn")
+        if isinstance(lsn, bool) or not isinstance(lsn, int) or not 0 < lsn <= UINT64_MAX:
+            raise InvalidChange(f"source.lsn must be a positive integer, got {lsn!r}")
+        version = lsn
     if op == "t":
         return TruncateChange(table, version)
     if op in ("c", "u", "r"):

@@ -39,7 +39,7 @@ from monitoring.histograms import observe_many
 from nova.clickhouse import is_data_error, server_version
 from pipeline.consumers.faults import NONE as NO_FAULTS
 from pipeline.consumers.faults import CrashPoint, Faults
-from pipeline.consumers.framework import InvalidMessage, RowsRejected
+from pipeline.consumers.framework import InvalidMessage, RowsRejected, position
 from pipeline.consumers.log_probe import PartitionProbe
 from pipeline.dedup import EventDedup, Seen, message_mark
 from pipeline.event_schema import ROW_COLUMNS, message_to_row
@@ -182,7 +182,7 @@ class EventsHandler:
 
     # -------------------------------------------------------------- decode
     def decode(self, message: Message) -> tuple:
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        topic, partition, offset = position(message)
         key = (topic, partition)
         last = self._last_offset.get(key)
         if last is not None and offset <= last:

@@ -198,9 +198,19 @@ class _Batch(Generic[T]):
         if self.size == 0:
             self.started = now
         self.size += 1
-        key = (message.topic(), message.partition())
-        self.first_offsets.setdefault(key, message.offset())
-        self.next_offsets[key] = message.offset() + 1
+        topic, partition, offset = position(message)
+        self.first_offsets.setdefault((topic, partition), offset)
+        self.next_offsets[(topic, partition)] = offset + 1
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed message. confluent-kafka types them
+    as optional (a message it builds for an error has none); a message a
+    consumer hands out for a partition always has all three."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError(f"a consumed message without a position: {topic!r} [{partition!r}] @ {offset!r}")
+    return topic, partition, offset
 
 
 def tune_gc_for_batches() -> None:
@@ -218,15 +228,16 @@ def tune_gc_for_batches() -> None:
     gc.set_threshold(200_000, 50, 1000)
 
 
-def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(message: Message, reason: str) -> list[tuple[str, str | bytes | None]]:
     """Dead letters (docs/architecture/consumers.md): the original bytes with the headers
     error, source_topic, source_partition, source_offset."""
+    topic, partition, offset = position(message)
     return [
         *(message.headers() or []),
         ("error", reason.encode("utf-8", "replace")[:2000]),
-        ("source_topic", message.topic().encode()),
-        ("source_partition", str(message.partition()).encode()),
-        ("source_offset", str(message.offset()).encode()),
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
     ]
 
 
@@ -478,7 +489,7 @@ class ConsumerRunner(Generic[T]):
             self._check_owner(batch)
             self._send_dead_letters(batch)
 
-        return not batch.dead_letters or self._retry(send, "dead-letter", attempts, passes=_Fenced)
+        return not batch.dead_letters or self._retry(send, "dead-letter", attempts, passes=(_Fenced,))
 
     def _check_owner(self, batch: _Batch[T]) -> None:
         """Before each attempt: raise _Fenced if the assignment the batch was read under is lost."""
@@ -521,11 +532,14 @@ class ConsumerRunner(Generic[T]):
         """Raise DeadLetterFlood if the batch's dead letters (with one more row the sink `rejected`) are too many."""
         invalid = batch.dead_letter_count + (rejected is not None)
         if batch.size >= self.options.dlq_ratio_min_batch and invalid > self.options.dlq_max_ratio * batch.size:
-            first, reason = batch.dead_letters[0] if batch.dead_letters else rejected
+            example = batch.dead_letters[0] if batch.dead_letters else rejected
+            where = ""
+            if example is not None:  # none when every dead letter of the batch was already sent
+                topic, partition, offset = position(example[0])
+                where = f"; first unsent at {topic}[{partition}]@{offset}: {example[1]}"
             raise DeadLetterFlood(
                 f"{self.spec.name}: {invalid} of {batch.size} messages in one batch are invalid "
-                f"(> {self.options.dlq_max_ratio:.0%}; first at {first.topic()}[{first.partition()}]@{first.offset()}: "
-                f"{reason}); stopping instead of draining the topic into the DLQ"
+                f"(> {self.options.dlq_max_ratio:.0%}{where}); stopping instead of draining the topic into the DLQ"
             )
 
     def _retry(

@@ -17,13 +17,15 @@ message).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from pipeline.consumers.framework import position
+
 
 class PartitionProbe:
-    def __init__(self, client_config: dict[str, object], group_id: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, client_config: Mapping[str, object], group_id: str, timeout_seconds: float = 10.0) -> None:
         self._config = {
             **client_config,
             # never joins the group (assign only, never commits); librdkafka wants an id
@@ -68,7 +70,7 @@ class PartitionProbe:
             return low, high
         last = high - 1
         for message in self._read_from(topic, partition, high - 1, limit=1_000_000):
-            last = message.offset()
+            last = position(message)[2]
         return low, last + 1
 
     def message_at(self, topic: str, partition: int, offset: int, end: int | None = None) -> Message | None:
@@ -83,8 +85,8 @@ class PartitionProbe:
         if offset >= end:
             return None
         for message in self._read_from(topic, partition, offset, limit=1_000_000):
-            if message.offset() >= offset:
-                return message if message.offset() == offset else None
+            if (found := position(message)[2]) >= offset:
+                return message if found == offset else None
         return None
 
     def _read_from(self, topic: str, partition: int, offset: int, limit: int) -> Iterator[Message]:
