@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from django.conf import settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -31,7 +31,7 @@ def event(post_id: int, **extra) -> dict:
     return {"event_id": str(uuid.uuid4()), "post_id": post_id, "event_type": "click", "ts": now_iso(), **extra}
 
 
-def post_json(client: APIClient, body) -> object:
+def post_json(client: APIClient, body: object):  # the test client's response
     return client.post(URL, data=json.dumps(body), content_type="application/json")
 
 
@@ -43,7 +43,7 @@ def messages_on(topic: str, want: int, timeout: float = 10.0) -> list:
     )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    found = []
+    found: list[Message] = []
     try:
         deadline = time.monotonic() + timeout
         while len(found) < want and time.monotonic() < deadline:

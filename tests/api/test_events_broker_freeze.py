@@ -77,9 +77,9 @@ def copies_on_topic(event_ids: set[str], timeout: float = 20.0) -> dict[str, int
             message = consumer.poll(0.5)
             if message is None:
                 continue
-            if message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
+            if (error := message.error()) is not None:
+                if error.code() == KafkaError._PARTITION_EOF and (partition := message.partition()) is not None:
+                    at_end.add(partition)
                 continue
             # the shared topic may hold anything another run wrote: only count our ids
             try:

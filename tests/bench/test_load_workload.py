@@ -52,4 +52,4 @@ def test_users_follow_a_zipf_and_event_ids_are_unique():
     assert users[0] > users[9] > users[99]  # the head is hot
     ids = [e for r in requests for e in r.event_ids]
     assert ids and len(ids) == len(set(ids))
-    assert all(len(r.body["events"]) == len(r.event_ids) for r in requests if r.kind == "events")
+    assert all(r.body is not None and len(r.body["events"]) == len(r.event_ids) for r in requests if r.kind == "events")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,6 +69,11 @@ def expected(blocks: list[list[tuple]]) -> tuple:
     )
 
 
+def local_totals_are(client, want: object) -> Callable[[], bool]:
+    """For wait_until: whether `client`'s server holds `want` in its own (_local) tables."""
+    return lambda: totals(client, "_local") == want
+
+
 def totals(client, suffix: str = "") -> tuple:
     """Rows of `events` (no FINAL: a duplicate would show) and the views' sums;
     suffix "_local": this server's replica only."""
@@ -111,7 +117,7 @@ def test_an_identical_block_inserted_again_is_counted_once(local_cluster, cluste
         client = local_cluster.client(server, REPLICATED, database)
         # each table replicates on its own: wait for all of them, then nothing more may come
         wait_until(
-            lambda client=client: totals(client, "_local") == expected([block]),
+            local_totals_are(client, expected([block])),
             30,
             message=f"{server}: {totals(client)}",
         )
@@ -140,7 +146,7 @@ def test_an_insert_retried_after_a_frozen_server_is_counted_once(local_cluster, 
     for server in ("ch1", "ch2"):
         client = local_cluster.client(server, REPLICATED, database)
         wait_until(
-            lambda client=client: totals(client, "_local") == expected([block, later]),
+            local_totals_are(client, expected([block, later])),
             30,
             message=f"{server}: {totals(client, '_local')}",
         )

@@ -20,7 +20,9 @@ TOKEN = "/api/v1/auth/token/"
 
 
 def _login(client: APIClient, username: str, password: str, **headers: str):
-    return client.post(TOKEN, {"username": username, "password": password}, **headers)
+    return client.post(
+        TOKEN, {"username": username, "password": password}, format=None, content_type=None, follow=False, **headers
+    )
 
 
 def test_brute_force_on_one_username_gets_429_with_retry_after(alice, anonymous, settings):

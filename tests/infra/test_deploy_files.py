@@ -88,9 +88,12 @@ def test_compose_cluster_profile_is_two_replicas_and_keeper() -> None:
     config = ET.fromstring((ROOT / "infra/compose/clickhouse-cluster.xml").read_text())
     assert (config.findtext("zookeeper/node/host"), config.findtext("zookeeper/node/port")) == ("keeper", keeper_port)
     shard = config.find("remote_servers/nova_replicated/shard")
+    assert shard is not None
     assert shard.findtext("internal_replication") == "true"
     assert [r.findtext("host") for r in shard.findall("replica")] == [r["hostname"] for r in replicas]
-    replica_env = config.find("macros/replica").get("from_env")
+    macro = config.find("macros/replica")
+    assert macro is not None
+    replica_env = macro.get("from_env")
     assert {r["environment"][replica_env] for r in replicas} == {"clickhouse-r1", "clickhouse-r2"}
     for replica in replicas:
         assert replica["profiles"] == ["cluster"]

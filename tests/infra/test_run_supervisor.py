@@ -80,7 +80,8 @@ def _web_answers(port: int) -> bool:
 def _starts(pid_file: Path) -> list[tuple[int, int]]:
     if not pid_file.exists():
         return []
-    return [tuple(map(int, line.split())) for line in pid_file.read_text().splitlines() if line.strip()]
+    pairs = [line.split() for line in pid_file.read_text().splitlines() if line.strip()]
+    return [(int(first), int(second)) for first, second in pairs]
 
 
 def test_generated_config_lists_every_procfile_process() -> None:
@@ -116,7 +117,9 @@ def test_killed_worker_is_restarted_while_web_serves_and_sigint_stops_all(tmp_pa
         env={**os.environ, "TEST_WEB_PORT": str(port)},
     )
     output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(supervisor.stdout), daemon=True)
+    stdout = supervisor.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: output.extend(stdout), daemon=True)
     reader.start()
     try:
         _wait(lambda: _web_answers(port), 30, "the web process")

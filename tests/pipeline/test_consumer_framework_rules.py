@@ -6,11 +6,12 @@ gate, so the test decides what is in flight when the assignment is lost."""
 from __future__ import annotations
 
 import threading
+from typing import cast
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from django.conf import settings
 
-from pipeline.consumers.framework import ConsumerRunner, ConsumerSpec, RunnerOptions
+from pipeline.consumers.framework import ConsumerRunner, ConsumerSpec, RunnerOptions, position
 
 TOPIC = "rules.in"
 
@@ -34,7 +35,7 @@ class FakeConsumer:
 
     def __init__(self, config: dict[str, object]) -> None:
         self.config = config
-        self.commits: list[list[tuple[str, int, int, str]]] = []
+        self.commits: list[list[tuple[str, int, int, str | None]]] = []
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
         assert not asynchronous
@@ -60,8 +61,8 @@ class GatedSink:
         self.gate = threading.Event()
         self.first_write_started = threading.Event()
 
-    def decode(self, message: FakeMessage) -> int:
-        return message.offset()
+    def decode(self, message: Message) -> int:
+        return position(message)[2]
 
     def commit_metadata(self, topic: str, partition: int) -> str:
         return f"generation={partition + 7}"
@@ -73,7 +74,7 @@ class GatedSink:
         self.written.append(list(items))
 
 
-def _runner(sink: GatedSink) -> ConsumerRunner:
+def _runner(sink: GatedSink) -> tuple[ConsumerRunner, FakeConsumer]:
     spec = ConsumerSpec(
         name="rules",
         topics=lambda k: [TOPIC],
@@ -82,14 +83,22 @@ def _runner(sink: GatedSink) -> ConsumerRunner:
         handler_factory=GatedSink,
     )
     options = RunnerOptions(max_batch_size=10, max_batch_time_ms=100, retry_initial_seconds=0.01)
-    return ConsumerRunner(
-        spec, settings.KAFKA, sink, options, consumer_factory=FakeConsumer, producer_factory=NoProducer
-    )
+    made: list[FakeConsumer] = []
+
+    def consumer(config: dict[str, object]) -> Consumer:
+        made.append(FakeConsumer(config))
+        return cast(Consumer, made[-1])  # a stand-in: only what this test drives exists
+
+    def producer(config: dict[str, object]) -> Producer:
+        return cast(Producer, NoProducer(config))  # idem: nothing is dead-lettered here
+
+    runner = ConsumerRunner(spec, settings.KAFKA, sink, options, consumer_factory=consumer, producer_factory=producer)
+    return runner, made[0]
 
 
 def _read(runner: ConsumerRunner, offsets: range) -> None:
     for offset in offsets:
-        message = FakeMessage(offset)
+        message = cast(Message, FakeMessage(offset))  # a stand-in with a position only
         runner._batch.add(message, runner.clock())
         runner._batch.items.append(runner.handler.decode(message))
         runner._batch.messages.append(message)
@@ -100,7 +109,7 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
     # its in-flight batches, then its current one in the revoke: all were also read
     # and written by the partitions' new owner
     sink = GatedSink()
-    runner = _runner(sink)
+    runner, consumer = _runner(sink)
     try:
         _read(runner, range(10))
         assert runner.flush(wait=False)
@@ -123,11 +132,11 @@ def test_a_lost_assignment_abandons_what_was_read_and_not_yet_written() -> None:
         assert runner.flush()
         assert sink.written == [list(range(10)), [30, 31, 32]]
         # committed with what the handler says of the partition (events: its topic generation)
-        assert runner.consumer.commits == [[(TOPIC, 0, 33, "generation=7")]]
+        assert consumer.commits == [[(TOPIC, 0, 33, "generation=7")]]
     finally:
         sink.gate.set()
         runner._writer.shutdown(wait=True)
         runner._preparer.shutdown(wait=True)
     # the group settings the runner always sets
-    assert runner.consumer.config["enable.auto.commit"] is False
-    assert runner.consumer.config["enable.auto.offset.store"] is False
+    assert consumer.config["enable.auto.commit"] is False
+    assert consumer.config["enable.auto.offset.store"] is False

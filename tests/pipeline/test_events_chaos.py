@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -209,14 +210,14 @@ def test_chaos_kills_restarts_and_rebalances_lose_nothing_and_count_nothing_twic
     assert len(poison) == chaos.poison and good_dead_lettered == []
 
 
-NEGATIVE = dict(messages=20_000, external_kills=2, produce_seconds=8.0, second_consumer=(1, 2), seed=7)
+NEGATIVE = partial(
+    ChaosSettings, messages=20_000, external_kills=2, produce_seconds=8.0, second_consumer=(1, 2), seed=7
+)
 
 
 def test_negative_control_without_the_sink_seek_the_harness_reports_duplicates(unique_name, clickhouse, tmp_path):
     topics = make_topics(unique_name, partitions=4)
-    chaos = ChaosSettings(
-        **NEGATIVE, crash_points=("after-insert:2", "after-insert:3"), consumer_args=("--test-no-sink-seek",)
-    )
+    chaos = NEGATIVE(crash_points=("after-insert:2", "after-insert:3"), consumer_args=("--test-no-sink-seek",))
     report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
     print(report, log)
     assert log.self_crashes >= 1
@@ -228,9 +229,7 @@ def test_negative_control_without_the_sink_seek_the_harness_reports_duplicates(u
 
 def test_negative_control_marks_without_identity_the_harness_reports_losses(unique_name, clickhouse, tmp_path):
     topics = make_topics(unique_name, partitions=4)
-    chaos = ChaosSettings(
-        **NEGATIVE, crash_points=("after-dedup:2", "after-dedup:3"), consumer_args=("--test-no-mark-identity",)
-    )
+    chaos = NEGATIVE(crash_points=("after-dedup:2", "after-dedup:3"), consumer_args=("--test-no-mark-identity",))
     report, log = run_chaos(topics, clickhouse, tmp_path, chaos)
     print(report, log)
     assert log.self_crashes >= 1
@@ -256,6 +255,7 @@ def test_a_member_frozen_past_its_session_then_thawed_writes_nothing_twice(uniqu
         wait_for(a.has_partitions, timeout=60, what="a's assignment")
         producer.start()
         time.sleep(3)
+        assert a.proc is not None
         a.proc.send_signal(signal.SIGSTOP)
         b.start()
         wait_for(b.has_partitions, timeout=60, what="b's assignment while a is frozen")

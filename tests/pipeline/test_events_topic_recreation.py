@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from prometheus_client import REGISTRY
 
 from nova.kafka import admin_client
@@ -122,9 +122,14 @@ def test_check_sources_notices_a_recreated_topic_without_a_rebalance(topics, cli
             {**topics.kafka.client_config(), "group.id": f"{topics.group}-reader", "enable.auto.commit": False}
         )
         reader.assign([TopicPartition(topics.events, 0, start)])
-        messages: list = []
+        messages: list[Message] = []
+
+        def read_more() -> bool:
+            messages.extend(m for m in reader.consume(100, 0.5) if not m.error())
+            return len(messages) >= count
+
         wait_for(
-            lambda: messages.extend(m for m in reader.consume(100, 0.5) if not m.error()) or len(messages) >= count,
+            read_more,
             timeout=20,
             what=f"{count} messages",
         )

@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from django.conf import settings
 
 from monitoring import metrics
@@ -84,7 +84,7 @@ def test_acknowledged_batch_is_on_the_topic_in_order(unique_name) -> None:
 
     consumer = Consumer({**kafka.client_config(), "group.id": f"{unique_name}-probe", "enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
-    got = []
+    got: list[Message] = []
     deadline = time.monotonic() + 10
     try:
         while len(got) < len(values) and time.monotonic() < deadline:

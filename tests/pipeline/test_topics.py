@@ -62,8 +62,9 @@ def test_ensure_topics_creates_then_is_idempotent_and_topics_work(settings, uniq
     try:
         for _ in range(60):
             for message in consumer.consume(num_messages=100, timeout=0.5):
-                assert message.error() is None
-                seen.add(message.value())
+                value = message.value()
+                assert message.error() is None and value is not None
+                seen.add(value)
             if seen >= payloads:
                 break
         assert seen == payloads

@@ -24,6 +24,7 @@ from nova.clickhouse import make_client
 from nova.config import CdcConfig, KafkaConfig
 from nova.kafka import admin_client
 from pipeline.cdc.process import postgres_connector
+from pipeline.cdc.relay import parse_lsn
 from pipeline.clickhouse_migrations import MigrationRunner
 from pipeline.topics import all_topics, ensure_topics
 
@@ -103,6 +104,12 @@ class CdcNamespace:
                 proc.wait(10)
 
     # ------------------------------------------------------------ state
+    def slot_position(self) -> int:
+        """The slot's confirmed position (the slot must exist)."""
+        confirmed = self.slot_confirmed_lsn()
+        assert confirmed is not None, f"no replication slot {self.cdc.slot_name}"
+        return parse_lsn(confirmed)
+
     def slot_confirmed_lsn(self) -> str | None:
         row = self.pg.execute(
             "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (self.cdc.slot_name,)

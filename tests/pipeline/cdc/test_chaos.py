@@ -21,7 +21,7 @@ from django.conf import settings
 
 from nova.clickhouse import make_client
 from pipeline.cdc.process import postgres_connector
-from pipeline.cdc.relay import parse_lsn
+from pipeline.cdc.relay import only_value, parse_lsn
 from pipeline.topics import CDC_TABLES, cdc_topic
 from tests.pipeline.cdc.conftest import CdcNamespace, wait_until
 from tests.pipeline.cdc.workload import RandomChanges, compare, missing_in_clickhouse
@@ -189,7 +189,7 @@ def run_chaos(ns: CdcNamespace, changes: int, seed: int, consumer_args: tuple[st
         thread.join(30)
         writer.close()
     chaos.ensure_running()
-    wal_end = parse_lsn(ns.pg.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
+    wal_end = parse_lsn(only_value(ns.pg.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()))
     # compare only once everything written is relayed and every message is committed
     wait_until(lambda: caught_up(ns, wal_end), 120, interval=1.0, message=f"pipeline did not catch up\n{ns.logs()}")
     return compare(ns.pg, ns.ch), chaos.kills

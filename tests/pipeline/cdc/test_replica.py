@@ -146,12 +146,18 @@ def test_columns_and_truncate_sql() -> None:
         truncate_sql("customers")
 
 
+def row_change(raw: bytes) -> RowChange:
+    change = parse_change(raw)
+    assert isinstance(change, RowChange)
+    return change
+
+
 def test_a_truncate_covers_the_changes_made_before_it() -> None:
-    streamed = parse_change(env("c", after=FOLLOW, lsn=150))
-    later = parse_change(env("u", before=FOLLOW, after=FOLLOW, lsn=250))
-    snapshot_before = parse_change(env("r", after=FOLLOW, lsn=120, snapshot="true"))
-    snapshot_after = parse_change(env("r", after=FOLLOW, lsn=260, snapshot="true"))
-    snapshot_unknown = parse_change(env("r", after=FOLLOW, lsn=None, snapshot="true"))
+    streamed = row_change(env("c", after=FOLLOW, lsn=150))
+    later = row_change(env("u", before=FOLLOW, after=FOLLOW, lsn=250))
+    snapshot_before = row_change(env("r", after=FOLLOW, lsn=120, snapshot="true"))
+    snapshot_after = row_change(env("r", after=FOLLOW, lsn=260, snapshot="true"))
+    snapshot_unknown = row_change(env("r", after=FOLLOW, lsn=None, snapshot="true"))
     other_table = RowChange("likes", streamed.values)
     assert (snapshot_before.version, snapshot_before.position, snapshot_unknown.position) == (0, 120, None)
     changes = [streamed, later, snapshot_before, snapshot_after, snapshot_unknown, other_table]
