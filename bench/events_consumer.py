@@ -195,7 +195,9 @@ def stage_insert(rows: list[tuple]) -> float:
     size = CONSUMERS["events"].max_batch_size
     started = time.perf_counter()
     for i in range(0, len(staged), size):
-        client.execute(INSERT_SQL, staged[i : i + size])
+        # as the consumer sends them: each row with its batch's _inserted_at (one tuple copy a row)
+        inserted_at = datetime.now(UTC).replace(microsecond=0)
+        client.execute(INSERT_SQL, [(*row, inserted_at) for row in staged[i : i + size]])
     return rate(len(staged), time.perf_counter() - started)
 
 
