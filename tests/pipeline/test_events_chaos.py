@@ -45,6 +45,7 @@ from tests.pipeline.events_harness import (
     sink_offsets,
     wait_for,
 )
+from tests.support.private_services import PrivateServer
 
 pytestmark = [pytest.mark.requires_kafka, pytest.mark.requires_clickhouse, pytest.mark.requires_redis, pytest.mark.slow]
 
@@ -277,3 +278,65 @@ def test_a_member_frozen_past_its_session_then_thawed_writes_nothing_twice(uniqu
     # tests/pipeline/test_consumer_framework_rules.py)
     assert "assignment LOST" in a.log()
     assert report.ok, report
+
+
+def _run_with_frozen_marks_server(
+    unique_name: str, clickhouse, tmp_path: Path, *consumer_args: str
+) -> tuple[SinkReport, str]:
+    """Events flow (5 % client retries) through one consumer whose dedup marks live
+    on a private Redis; that Redis is frozen (SIGSTOP) twice for longer than the
+    marks client's 5 s socket timeout, and the consumer is killed with -9 and
+    restarted between the freezes. A marks call sent while Redis is frozen times
+    out in the consumer and runs on the server when it thaws: its retry must
+    recognise its own marks."""
+    server = PrivateServer("redis", tmp_path / "marks-var")
+    server.up()
+    topics = make_topics(unique_name, partitions=4)
+    plan = plan_events(20_000, retry_ratio=0.05, seed=37)
+    env = {"EVENTS_DEDUP_REDIS_URL": f"redis://127.0.0.1:{server.port}/1"}
+    consumer = ConsumerProcess(topics, tmp_path / "consumer.log", *consumer_args, env=env)
+    failures: list[str] = []
+    producer = threading.Thread(target=_produce_paced, args=(topics, plan, 20.0, failures))
+    frozen = False
+    try:
+        consumer.start()
+        wait_for(consumer.has_partitions, timeout=60, what="the consumer's assignment")
+        producer.start()
+        for freeze_seconds in (8.0, 7.0):
+            time.sleep(3)
+            server.signal(signal.SIGSTOP)
+            frozen = True
+            time.sleep(freeze_seconds)
+            server.signal(signal.SIGCONT)
+            frozen = False
+            if freeze_seconds == 8.0:  # then a crash while it retries what the freeze left behind
+                time.sleep(1)
+                consumer.kill()
+                consumer.start()
+                wait_for(consumer.has_partitions, timeout=60, what="the restarted consumer's assignment")
+        producer.join(120)
+        assert not failures, failures
+        ends = partition_ends(topics)
+        wait_for(lambda: _caught_up(topics, clickhouse, ends), timeout=120, what="the consumer to drain")
+    finally:
+        if frozen:
+            server.signal(signal.SIGCONT)
+        consumer.stop()
+        server.down()
+    return check_sink(clickhouse, topics.events, plan), consumer.log()
+
+
+def test_the_marks_server_frozen_mid_stream_loses_nothing_and_counts_nothing_twice(unique_name, clickhouse, tmp_path):
+    report, log = _run_with_frozen_marks_server(unique_name, clickhouse, tmp_path)
+    print(report)
+    assert "prepare failed" in log  # the freezes reached the consumer: its marks calls timed out and were retried
+    assert report.ok, report
+
+
+def test_negative_control_a_frozen_marks_server_without_mark_identity_loses_events(unique_name, clickhouse, tmp_path):
+    # the marks call the freeze left behind ran on the thawed server; without the
+    # marks naming their message, its retry takes those events for client retries
+    report, log = _run_with_frozen_marks_server(unique_name, clickhouse, tmp_path, "--test-no-mark-identity")
+    print(report)
+    assert "prepare failed" in log
+    assert report.missing > 0, report
